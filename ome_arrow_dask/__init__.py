@@ -1,0 +1,56 @@
+"""Lazy, chunk-aligned microscopy images on Dask.
+
+Open any supported source as one lazy TCZYX plan, compose selections, and read only
+the chunks they touch::
+
+    from ome_arrow_dask import OMEArrow
+    img = OMEArrow.scan("image.ome.tiff")
+    crop = img.slice_lazy(0, 512, 0, 512, z_indices=[0, 2])
+    print(crop.explain())
+    pixels = crop.collect().to_numpy()
+"""
+
+from __future__ import annotations
+
+from .core import OMEArrow
+from .errors import (
+    CorruptInputError,
+    DimOrderError,
+    IncompleteOutputError,
+    InconsistentInputError,
+    InputChangedError,
+    LayoutError,
+    OmeArrowDaskError,
+    ResourceLimitError,
+    SelectionError,
+    UnsafePathError,
+    UnsupportedSourceError,
+)
+from .meta import AXES, Channel, ImageMeta, PhysicalSize
+from .sources import ArraySource, Source, available_formats, open_source
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AXES",
+    "ArraySource",
+    "Channel",
+    "CorruptInputError",
+    "DimOrderError",
+    "ImageMeta",
+    "IncompleteOutputError",
+    "InconsistentInputError",
+    "InputChangedError",
+    "LayoutError",
+    "OMEArrow",
+    "OmeArrowDaskError",
+    "PhysicalSize",
+    "ResourceLimitError",
+    "SelectionError",
+    "Source",
+    "UnsafePathError",
+    "UnsupportedSourceError",
+    "__version__",
+    "available_formats",
+    "open_source",
+]

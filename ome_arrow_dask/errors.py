@@ -1,0 +1,51 @@
+"""Exceptions raised by ome_arrow_dask.
+
+Every error subclasses :class:`OmeArrowDaskError`, which is a :class:`ValueError`,
+so code written against ome-arrow's ``ValueError`` keeps working.
+"""
+
+from __future__ import annotations
+
+
+class OmeArrowDaskError(ValueError):
+    """Base class of every error this package raises on purpose."""
+
+
+class SelectionError(OmeArrowDaskError):
+    """A slice, index list, ROI or tile does not fit the image it selects from."""
+
+
+class LayoutError(OmeArrowDaskError):
+    """A tensor layout string is malformed or would drop a non-singleton axis."""
+
+
+class DimOrderError(OmeArrowDaskError):
+    """A ``dim_order`` does not describe the array it is given with."""
+
+
+class UnsupportedSourceError(OmeArrowDaskError):
+    """No registered source format recognises the given path or object."""
+
+
+class CorruptInputError(OmeArrowDaskError):
+    """A file is truncated, undecodable or inconsistent with its own header."""
+
+
+class InconsistentInputError(OmeArrowDaskError):
+    """Several inputs that must agree (shape, dtype, grid) do not."""
+
+
+class ResourceLimitError(OmeArrowDaskError):
+    """Metadata claims sizes beyond a safety limit; refused before allocating."""
+
+
+class UnsafePathError(OmeArrowDaskError):
+    """A path found inside a file points outside the input's folder."""
+
+
+class IncompleteOutputError(OmeArrowDaskError):
+    """An output written by a job was not finished (no completion marker)."""
+
+
+class InputChangedError(OmeArrowDaskError):
+    """An input changed between planning and reading, or between job runs."""

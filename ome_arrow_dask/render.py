@@ -1,0 +1,159 @@
+"""Text and HTML renderings of a plan: ``explain()``, ``info()``, ``_repr_html_``.
+
+Everything here reads metadata only, except the HTML thumbnail, which is drawn only
+when the plane it shows costs at most :data:`THUMBNAIL_MAX_CHUNKS` chunk reads and
+:data:`THUMBNAIL_MAX_BYTES` decoded bytes.
+"""
+
+from __future__ import annotations
+
+import base64
+import html as _html
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .meta import AXES
+from .selection import AxisIndex, format_index
+
+if TYPE_CHECKING:
+    from .core import OMEArrow
+
+THUMBNAIL_MAX_CHUNKS = 4
+THUMBNAIL_MAX_BYTES = 16 * 2**20
+THUMBNAIL_SIZE = 128
+
+
+def format_bytes(n: int) -> str:
+    """Human-readable byte count.
+
+    >>> format_bytes(512), format_bytes(2 * 2**20), format_bytes(3 * 2**30 // 2)
+    ('512 B', '2.0 MiB', '1.5 GiB')
+    """
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if value < 1024 or unit == "TiB":
+            return f"{int(value)} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+def slice_step(inner: Sequence[AxisIndex], shape: Sequence[int]) -> str:
+    """Describe one ``slice_lazy`` call by the axes it changes.
+
+    >>> slice_step((range(1), range(2), (0, 2), range(0, 4), range(2, 6)), (1, 2, 3, 8, 8))
+    'slice_lazy(x=2:6, y=0:4, z=[0, 2])'
+    """
+    parts = [f"x={format_index(inner[4])}", f"y={format_index(inner[3])}"]
+    for axis in (2, 0, 1):
+        if inner[axis] != range(shape[axis]):
+            parts.append(f"{AXES[axis].lower()}={format_index(inner[axis])}")
+    return f"slice_lazy({', '.join(parts)})"
+
+
+def _chunk_shape(chunks: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    return tuple(max(axis) if axis else 0 for axis in chunks)
+
+
+def explain(plan: OMEArrow) -> str:
+    """Return the plan as text; golden-tested, so change it on purpose only."""
+    source_meta = plan.source.meta
+    reads = plan.read_plan
+    bytes_read = reads.elements_read() * source_meta.dtype.itemsize
+    selection = " ".join(f"{ax.lower()}={format_index(ix)}" for ax, ix in zip(AXES, plan.selection, strict=True))
+    lines = [
+        "OMEArrow plan",
+        f"  source: {plan.source.describe()}",
+        f"    shape {source_meta.shape} {source_meta.dtype}, chunk shape {_chunk_shape(source_meta.chunks)}, "
+        f"{reads.chunks_total} chunks",
+    ]
+    if plan._steps:
+        lines.append("  steps:")
+        lines.extend(f"    {i}. {step}" for i, step in enumerate(plan._steps, 1))
+    lines += [
+        f"  selection (source coordinates): {selection}",
+        f"  result: shape {plan.shape} {plan.dtype}, {format_bytes(plan.nbytes)}, {reads.num_blocks} blocks",
+        f"  reads {reads.chunks_read} of {reads.chunks_total} chunks ({format_bytes(bytes_read)})",
+    ]
+    extra = getattr(plan.source, "explain_reads", None)
+    if extra is not None:
+        lines.extend(f"  {line}" for line in extra(reads))
+    return "\n".join(lines)
+
+
+def image_type(shape: Sequence[int]) -> str:
+    """ome-arrow's description of a TCZYX shape.
+
+    >>> image_type((1, 3, 1, 8, 8)), image_type((4, 1, 5, 8, 8))
+    ('2D image', '4D timelapse-volume')
+    """
+    t, _, z = shape[0], shape[1], shape[2]
+    if t > 1 and z > 1:
+        return "4D timelapse-volume"
+    if t > 1:
+        return "movie / timelapse"
+    if z > 1:
+        return "3D image (z-stack)"
+    return "2D image"
+
+
+def info(plan: OMEArrow) -> dict[str, Any]:
+    """ome-arrow's ``info()`` keys plus dtype, chunks, nbytes, channel names and source."""
+    shape = plan.shape
+    kind = image_type(shape)
+    summary = f"{kind} with {shape[1]} channel(s), shape TCZYX={shape}, dtype {plan.dtype}"
+    return {
+        "shape": shape,
+        "type": kind,
+        "channels": shape[1],
+        "is_multichannel": shape[1] > 1,
+        "summary": summary,
+        "dtype": str(plan.dtype),
+        "chunks": plan.chunks,
+        "nbytes": plan.nbytes,
+        "channel_names": list(plan.meta.channel_names),
+        "physical_size": plan.meta.physical_size,
+        "source": plan.source.describe(),
+        "is_lazy": plan.is_lazy,
+    }
+
+
+def _thumbnail_png(plan: OMEArrow) -> str | None:
+    shape = plan.shape
+    t, c, z = (min(max(v, 0), n - 1) for v, n in zip(plan.tcz, shape[:3], strict=True))
+    plane = plan.slice_lazy(0, shape[4], 0, shape[3], t_indices=[t], c_indices=[c], z_indices=[z])
+    reads = plane.read_plan
+    if reads.chunks_read > THUMBNAIL_MAX_CHUNKS or reads.elements_read() * plan.dtype.itemsize > THUMBNAIL_MAX_BYTES:
+        return None
+    import imagecodecs
+
+    step = max(1, -(-max(shape[3], shape[4]) // THUMBNAIL_SIZE))
+    pixels = plane.to_numpy()[0, 0, 0, ::step, ::step].astype(np.float64)
+    finite = pixels[np.isfinite(pixels)]
+    lo, hi = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99.5))) if finite.size else (0.0, 1.0)
+    scaled = np.clip((pixels - lo) / ((hi - lo) or 1.0), 0, 1)
+    png = imagecodecs.png_encode((np.nan_to_num(scaled) * 255).astype(np.uint8))
+    return base64.b64encode(png).decode("ascii")
+
+
+def html(plan: OMEArrow) -> str:
+    """Jupyter summary table; a thumbnail of plane ``tcz`` only when it is cheap."""
+    meta = plan.meta
+    rows = [
+        ("shape (TCZYX)", str(meta.shape)),
+        ("dtype", str(meta.dtype)),
+        ("chunk shape", str(_chunk_shape(meta.chunks))),
+        ("channels", ", ".join(meta.channel_names)),
+        ("bytes", format_bytes(meta.nbytes)),
+        ("source", plan.source.describe()),
+        ("lazy", str(plan.is_lazy)),
+    ]
+    table = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{_html.escape(v)}</td></tr>" for k, v in rows)
+    png = _thumbnail_png(plan) if meta.nbytes else None
+    image = (
+        f"<img src='data:image/png;base64,{png}' title='t,c,z={plan.tcz}' style='image-rendering:pixelated'/>"
+        if png
+        else "<i>thumbnail skipped: the plane needs too many chunk reads</i>"
+    )
+    return f"<div><b>OMEArrow</b><table>{table}</table>{image}</div>"
