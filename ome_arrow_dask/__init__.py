@@ -13,6 +13,7 @@ the chunks they touch::
 from __future__ import annotations
 
 from .core import OMEArrow
+from .dlpack import DLPackExport
 from .errors import (
     CorruptInputError,
     DimOrderError,
@@ -28,6 +29,7 @@ from .errors import (
 )
 from .meta import AXES, Channel, ImageMeta, PhysicalSize
 from .sources import ArraySource, Source, available_formats, open_source
+from .tensor import LazyTensorView, TensorView
 
 __version__ = "0.1.0"
 
@@ -36,18 +38,21 @@ __all__ = [
     "ArraySource",
     "Channel",
     "CorruptInputError",
+    "DLPackExport",
     "DimOrderError",
     "ImageMeta",
     "IncompleteOutputError",
     "InconsistentInputError",
     "InputChangedError",
     "LayoutError",
+    "LazyTensorView",
     "OMEArrow",
     "OmeArrowDaskError",
     "PhysicalSize",
     "ResourceLimitError",
     "SelectionError",
     "Source",
+    "TensorView",
     "UnsafePathError",
     "UnsupportedSourceError",
     "__version__",

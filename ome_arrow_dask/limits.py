@@ -56,10 +56,10 @@ def check_declared_bytes(where: str, declared_bytes: int, stored_bytes: int) -> 
     """Refuse a file whose header claims far more pixels than its bytes could hold.
 
     >>> check_declared_bytes("a.tif", 10_000, 8_000)
-    >>> check_declared_bytes("a.tif", 18 * 2**30, 8192)
+    >>> check_declared_bytes("a.tif", 18 * 2**30, 8192)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    ome_arrow_dask.errors.ResourceLimitError: a.tif: header claims 19,327,352,832 bytes of pixels but the file holds 8,192 bytes (ratio above 10000); refusing to allocate
+    ome_arrow_dask.errors.ResourceLimitError: a.tif: header claims 19,327,352,832 bytes ... refusing to allocate
     """
     if stored_bytes > 0 and declared_bytes > MAX_COMPRESSION_RATIO * stored_bytes and declared_bytes > 2**26:
         raise ResourceLimitError(

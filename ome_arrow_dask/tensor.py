@@ -1,0 +1,376 @@
+"""Tensor views: a selection of an OMEArrow plan in a layout, exported to NumPy / DLPack.
+
+Shape, dtype, layout and strides are known without reading pixels. The first export
+materialises the view once (thread-safe) into a C-contiguous buffer in canonical
+TZCYX order; the layout is a transposed view of it, so repeated exports share memory
+(``torch.from_dlpack(view)`` aliases ``view.to_numpy()``). ``select`` and
+``with_layout`` compose with the current view and never overwrite it.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from .dlpack import KDL_CPU, DLPackExport, export_capsule, prefetched
+from .errors import OmeArrowDaskError, SelectionError
+from .gpu import check_device, to_device_array
+from .layout import LayoutPlan, default_layout, display_layout, parse_layout, plan_layout
+from .view_args import ViewArgs, view_selection
+
+if TYPE_CHECKING:
+    from .core import OMEArrow
+
+_CHUNK_POLICIES = ("auto", "combine", "keep")
+_MODES = ("numpy", "arrow")
+
+
+def _tiles(extent: int, size: int) -> list[tuple[int, int]]:
+    """Return (start, length) of tiles of ``size`` over ``extent``, the last one clipped.
+
+    >>> _tiles(10, 4)
+    [(0, 4), (4, 4), (8, 2)]
+    """
+    if size <= 0:
+        raise SelectionError(f"tile size must be positive, got {size}")
+    return [(start, min(size, extent - start)) for start in range(0, extent, size)]
+
+
+class TensorView:
+    """A selection of an image in a tensor layout (ome-arrow's ``TensorView`` API).
+
+    Parameters
+    ----------
+    data
+        An :class:`~ome_arrow_dask.core.OMEArrow` plan, or anything ``OMEArrow`` accepts.
+    scene
+        ``None`` or ``0``: a plan holds one scene (open others with ``scan(..., scene=k)``).
+    t, z, c
+        int (negative wraps), slice (step honoured) or list (order and duplicates kept).
+    roi, roi3d, roi_nd, roi_type, tile
+        Spatial selections as in ome-arrow (see :mod:`ome_arrow_dask.view_args`).
+    layout
+        Letters over TZCYX (H/W aliases); default CYX for one t and one z, else TZCYX.
+    dtype
+        Output dtype (a plain cast, as in ome-arrow); default the stored dtype.
+    chunk_policy
+        Accepted for compatibility; chunking never changes the values here.
+    channel_policy
+        ``"error"`` or ``"first"`` (keep the first selected channel when C is dropped).
+    """
+
+    def __init__(  # noqa: PLR0913 - mirrors ome-arrow's signature
+        self,
+        data: Any,
+        *,
+        scene: int | None = None,
+        t: Any = None,
+        z: Any = None,
+        c: Any = None,
+        roi: Sequence[int] | None = None,
+        roi3d: Sequence[int] | None = None,
+        roi_nd: Sequence[int] | None = None,
+        roi_type: str | None = None,
+        tile: Sequence[int] | None = None,
+        layout: str | None = None,
+        dtype: Any = None,
+        chunk_policy: str = "auto",
+        channel_policy: str = "error",
+    ) -> None:
+        from .core import OMEArrow
+
+        if scene not in (None, 0):
+            raise SelectionError(f"scene={scene!r}: a plan holds one scene; open it with OMEArrow.scan(path, scene=k)")
+        if chunk_policy not in _CHUNK_POLICIES:
+            raise OmeArrowDaskError(f"chunk_policy must be one of {_CHUNK_POLICIES}, got {chunk_policy!r}")
+        base = data if isinstance(data, OMEArrow) else OMEArrow(data)
+        args = ViewArgs(t, z, c, roi, roi3d, roi_nd, roi_type, tile)
+        plan = base._compose(view_selection(args, base.shape, base.chunks), _describe_args(args))
+        self._init(plan, None if layout is None else parse_layout(layout), dtype, channel_policy)
+
+    def _init(self, plan: OMEArrow, layout: str | None, dtype: Any, channel_policy: str) -> None:
+        self._plan = plan
+        self._layout = layout
+        self._dtype = plan.dtype if dtype is None else np.dtype(dtype)
+        self._channel_policy = channel_policy
+        self._lock = threading.Lock()
+        self._buffer: np.ndarray | None = None
+        self._layout_plan = plan_layout(self._resolved_layout(), self._sizes(), channel_policy)
+
+    @classmethod
+    def _derive(cls, plan: OMEArrow, layout: str | None, dtype: Any, channel_policy: str) -> TensorView:
+        view = cls.__new__(cls)
+        view._init(plan, layout, dtype, channel_policy)
+        return view
+
+    def _sizes(self) -> dict[str, int]:
+        return dict(zip("TCZYX", self._plan.shape, strict=True))
+
+    def _resolved_layout(self) -> str:
+        t, _, z = self._plan.shape[:3]
+        return self._layout or default_layout(t, z)
+
+    # ----------------------------------------------------------------- properties
+    @property
+    def plan(self) -> OMEArrow:
+        """The OMEArrow plan (TCZYX) this view reads."""
+        return self._plan
+
+    @property
+    def layout(self) -> str:
+        """The layout in ome-arrow's spelling (H/W for Y/X), e.g. ``"CHW"``."""
+        return display_layout(self._layout_plan.layout)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """Tensor shape in layout order (no pixels read)."""
+        sizes = self._sizes()
+        if self._layout_plan.first_channel_only:
+            sizes["C"] = 1
+        return self._layout_plan.shape(sizes)
+
+    @property
+    def dtype(self) -> np.dtype:
+        """Output dtype."""
+        return self._dtype
+
+    @property
+    def ndim(self) -> int:
+        """Number of tensor dims."""
+        return len(self._layout_plan.layout)
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the materialised tensor."""
+        return int(np.prod(self.shape, dtype=np.int64)) * self._dtype.itemsize
+
+    @property
+    def strides(self) -> tuple[int, ...]:
+        """Byte strides of :meth:`to_numpy` (a view of the TZCYX-ordered buffer)."""
+        sizes = self._sizes()
+        if self._layout_plan.first_channel_only:
+            sizes["C"] = 1
+        buffer_shape = self._layout_plan.buffer_shape(sizes)
+        buffer_strides = [self._dtype.itemsize] * len(buffer_shape)
+        for i in range(len(buffer_shape) - 2, -1, -1):
+            buffer_strides[i] = buffer_strides[i + 1] * buffer_shape[i + 1]
+        return tuple(buffer_strides[i] for i in self._layout_plan.permutation)
+
+    @property
+    def device(self) -> str:
+        """Where :meth:`to_numpy` data lives: always ``"cpu"``."""
+        return "cpu"
+
+    # ----------------------------------------------------------------- composition
+    def select(self, **kwargs: Any) -> TensorView:
+        """Select within this view (t, z, c, roi, roi3d, roi_nd, roi_type, tile).
+
+        Indices are relative to this view, so selections compose; layout, dtype and
+        channel policy are kept.
+        """
+        args = ViewArgs(**kwargs)
+        plan = self._plan._compose(view_selection(args, self._plan.shape, self._plan.chunks), _describe_args(args))
+        return self._derive(plan, self._layout, self._dtype, self._channel_policy)
+
+    def with_layout(self, layout: str) -> TensorView:
+        """Return the same selection in another layout."""
+        return self._derive(self._plan, parse_layout(layout), self._dtype, self._channel_policy)
+
+    def _with_fixed_layout(self, **kwargs: Any) -> TensorView:
+        """A sub-view that keeps this view's resolved layout (used by the iterators)."""
+        child = self.select(**kwargs)
+        return self._derive(child._plan, self._layout_plan.layout, self._dtype, self._channel_policy)
+
+    # ----------------------------------------------------------------- materialise
+    def _materialize(self) -> np.ndarray:
+        with self._lock:
+            if self._buffer is None:
+                self._buffer = self._compute_buffer()
+            return self._buffer
+
+    def _compute_buffer(self) -> np.ndarray:
+        lp: LayoutPlan = self._layout_plan
+        plan = self._plan
+        if lp.first_channel_only:
+            plan = plan._compose(
+                (range(n) if ax != "C" else range(1) for ax, n in self._sizes().items()), "first channel"
+            )
+        array = plan.to_dask().compute()
+        canonical = array.transpose(0, 2, 1, 3, 4)  # TCZYX -> TZCYX
+        keep = tuple(slice(None) if ax in lp.buffer_axes else 0 for ax in "TZCYX")
+        buffer = np.ascontiguousarray(canonical[keep], dtype=self._dtype)
+        return buffer
+
+    def to_numpy(self, *, contiguous: bool = False) -> np.ndarray:
+        """Return the tensor; a transposed view of the shared buffer unless ``contiguous``."""
+        view = self._materialize().transpose(self._layout_plan.permutation)
+        return np.ascontiguousarray(view) if contiguous else view
+
+    def __array__(self, dtype: Any = None, copy: bool | None = None) -> np.ndarray:
+        array = self.to_numpy()
+        if dtype is not None and np.dtype(dtype) != array.dtype:
+            return array.astype(dtype)
+        return array.copy() if copy else array
+
+    # ----------------------------------------------------------------- DLPack
+    def __dlpack__(
+        self,
+        *,
+        stream: Any = None,
+        max_version: tuple[int, int] | None = None,
+        dl_device: tuple[int, int] | None = None,
+        copy: bool | None = None,
+    ) -> Any:
+        """Export a fresh DLPack capsule of :meth:`to_numpy` (zero-copy on the CPU)."""
+        return export_capsule(self.to_numpy(), stream=stream, max_version=max_version, dl_device=dl_device, copy=copy)
+
+    def __dlpack_device__(self) -> tuple[int, int]:
+        """Return ``(kDLCPU, 0)``."""
+        return (KDL_CPU, 0)
+
+    def to_dlpack(self, *, device: str = "cpu", contiguous: bool = True, mode: str = "numpy") -> DLPackExport:
+        """Return a reusable DLPack export of this view.
+
+        ``mode="numpy"`` exports the shaped tensor (the default here; ome-arrow's default
+        ``"arrow"`` gives a 1-D capsule over a pyarrow buffer, still available).
+        ``device="cuda"`` uploads once to the GPU (needs cupy).
+        """
+        if mode not in _MODES:
+            raise OmeArrowDaskError(f"mode must be one of {_MODES}, got {mode!r}")
+        array = self.to_numpy(contiguous=contiguous or mode == "arrow")
+        if mode == "arrow":
+            if check_device(device) != "cpu":
+                raise OmeArrowDaskError("mode='arrow' exports host memory only; use mode='numpy' for device='cuda'")
+            import pyarrow as pa
+
+            return DLPackExport(pa.array(array.reshape(-1)))
+        if check_device(device) != "cpu":
+            return DLPackExport(to_device_array(array, device))
+        return DLPackExport(array)
+
+    def to_torch(self, **kwargs: Any) -> Any:
+        """Return a torch tensor through DLPack (zero-copy on the CPU)."""
+        from ._torch import from_dlpack
+
+        return from_dlpack(self.to_dlpack(**kwargs))
+
+    def to_jax(self, **kwargs: Any) -> Any:
+        """Return a jax array through DLPack."""
+        from ._jax import from_dlpack
+
+        return from_dlpack(self.to_dlpack(**kwargs))
+
+    # ----------------------------------------------------------------- iterators
+    def iter_dlpack(  # noqa: PLR0913 - mirrors ome-arrow's signature
+        self,
+        *,
+        batch_size: int | None = None,
+        tile_size: tuple[int, int] | None = None,
+        tiles: tuple[int, int] | None = None,
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        device: str = "cpu",
+        contiguous: bool = True,
+        mode: str = "numpy",
+    ) -> Iterator[DLPackExport]:
+        """Yield DLPack exports of T batches, or of 2-D tiles when ``tile_size`` is given.
+
+        Batches split this view's T positions into groups of ``batch_size`` (``None``:
+        one batch); tiles walk the Y/X extent row-major with clipped edges, each holding
+        every selected T/Z/C. ``shuffle`` permutes batches/tiles with ``random.Random(seed)``.
+        ``prefetch=N`` computes the next N exports in a background thread meanwhile.
+        """
+        if tiles is not None:
+            import warnings
+
+            warnings.warn("tiles= is deprecated; use tile_size=", DeprecationWarning, stacklevel=2)
+            tile_size = tile_size or tiles
+        views = self._tile_views(tile_size) if tile_size is not None else self._batch_views(batch_size)
+        if shuffle:
+            random.Random(seed).shuffle(views)
+        return prefetched(views, _exporter(device, contiguous, mode), prefetch)
+
+    def _batch_views(self, batch_size: int | None) -> list[TensorView]:
+        n_t = self._plan.shape[0]
+        size = n_t if batch_size is None else int(batch_size)
+        if size <= 0:
+            raise OmeArrowDaskError(f"batch_size must be positive, got {batch_size}")
+        groups = [list(range(start, min(start + size, n_t))) for start in range(0, n_t, size)]
+        return [self._with_fixed_layout(t=group) for group in groups]
+
+    def _tile_views(self, tile_size: Sequence[int]) -> list[TensorView]:
+        tile_h, tile_w = (int(v) for v in tile_size)
+        _, _, _, height, width = self._plan.shape
+        return [
+            self._with_fixed_layout(roi=(x, y, w, h))
+            for y, h in _tiles(height, tile_h)
+            for x, w in _tiles(width, tile_w)
+        ]
+
+    def iter_tiles_3d(
+        self,
+        *,
+        tile_size: tuple[int, int, int],
+        shuffle: bool = False,
+        seed: int | None = None,
+        prefetch: int = 0,
+        device: str = "cpu",
+        contiguous: bool = True,
+        mode: str = "numpy",
+    ) -> Iterator[DLPackExport]:
+        """Yield 3-D tiles: one per t x consecutive z group x y tile x x tile."""
+        if mode != "numpy":
+            raise OmeArrowDaskError("iter_tiles_3d supports mode='numpy' only")
+        tile_z, tile_h, tile_w = (int(v) for v in tile_size)
+        n_t, _, n_z, height, width = self._plan.shape
+        views = [
+            self._with_fixed_layout(t=[t], z=slice(z0, z0 + dz), roi=(x, y, w, h))
+            for t in range(n_t)
+            for z0, dz in _tiles(n_z, tile_z)
+            for y, h in _tiles(height, tile_h)
+            for x, w in _tiles(width, tile_w)
+        ]
+        if shuffle:
+            random.Random(seed).shuffle(views)
+        return prefetched(views, _exporter(device, contiguous, mode), prefetch)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, layout={self.layout!r})"
+
+
+def _exporter(device: str, contiguous: bool, mode: str) -> Any:
+    check_device(device)
+    if mode not in _MODES:
+        raise OmeArrowDaskError(f"mode must be one of {_MODES}, got {mode!r}")
+
+    def export(view: TensorView) -> DLPackExport:
+        return view.to_dlpack(device=device, contiguous=contiguous, mode=mode)
+
+    return export
+
+
+def _describe_args(args: ViewArgs) -> str:
+    given = ", ".join(f"{name}={value!r}" for name, value in vars(args).items() if value is not None)
+    return f"tensor_view({given})"
+
+
+class LazyTensorView(TensorView):
+    """A :class:`TensorView` over a lazy plan; :meth:`collect` resolves it once."""
+
+    _collected: TensorView | None = None
+
+    def collect(self) -> TensorView:
+        """Read the pixels once and return an in-memory :class:`TensorView` (cached)."""
+        with self._lock:
+            if self._collected is None:
+                plan = self._plan.collect()
+                self._collected = TensorView._derive(plan, self._layout, self._dtype, self._channel_policy)
+            return self._collected
+
+    def _materialize(self) -> np.ndarray:
+        return self.collect()._materialize()
