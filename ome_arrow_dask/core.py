@@ -277,6 +277,12 @@ class OMEArrow:
         cls = LazyTensorView if self.is_lazy else TensorView
         return cls(self, **kwargs)
 
+    def to_device(self, device: str = "cuda") -> da.Array:
+        """Return the selection as a dask array whose chunks live on ``device`` (cupy)."""
+        from .gpu import to_device
+
+        return to_device(self.to_dask(), device)
+
     def export(
         self,
         how: str = "numpy",

@@ -193,8 +193,11 @@ class ArraySource:
 
     @property
     def token(self) -> str:
-        """Deterministic identity: dask names or a hash of the pixels."""
-        return tokenize(self._array, self._meta.chunks)
+        """Deterministic identity: dask names or a hash of the pixels (computed once)."""
+        token = self.__dict__.get("_token")
+        if token is None:
+            token = self.__dict__["_token"] = tokenize(self._array, self._meta)
+        return token
 
     @property
     def is_in_memory(self) -> bool:
@@ -216,14 +219,15 @@ class ArraySource:
         return np.asarray(block)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_array_source, (self._array, self._meta, self._order))
+        return (_rebuild_array_source, (self._array, self._meta, self._order, self.token))
 
     def __repr__(self) -> str:
         return f"ArraySource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
 
 
-def _rebuild_array_source(array: object, meta: ImageMeta, order: str) -> ArraySource:
+def _rebuild_array_source(array: object, meta: ImageMeta, order: str, token: str) -> ArraySource:
     source = ArraySource.__new__(ArraySource)
+    source._token = token
     source._array = array
     source._meta = meta
     source._order = order
