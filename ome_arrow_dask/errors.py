@@ -49,3 +49,7 @@ class IncompleteOutputError(OmeArrowDaskError):
 
 class InputChangedError(OmeArrowDaskError):
     """An input changed between planning and reading, or between job runs."""
+
+
+class MissingDataWarning(UserWarning):
+    """Missing input (files, chunks) was filled with zeros because the user opted in."""

@@ -1,0 +1,386 @@
+"""Folders of TIFF files named by a pattern, as one lazy TCZYX image (one chunk per file).
+
+``open("raw/", pattern="img_ch{c}_z{z}.tif")``, ``open("dir/E99_C<111,222>_ZS<000-021>.tif")``
+or ``open("raw/*.tif")`` (axes inferred). The pattern fields place each file on a T, C,
+Z, Y-tile, X-tile grid (:mod:`.patterns`); each file holds a 2-D plane, a ZYX stack or
+more axes, and is one chunk of the image, read by tifffile inside its task. Only the
+first file's header is read at open; ``validate=True`` checks every header.
+
+Channel names: a C field with text values (``w<DAPI,GFP>``) names channels by the text;
+numeric values keep the letters before (or after) them: ``C<111,222>`` gives ``C111``,
+``C222`` (ome-arrow 0.1.0 names these ``C0``, ``C1``), ``{c}nm`` gives ``488nm``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from dask.base import tokenize
+
+from ..errors import (
+    CorruptInputError,
+    InconsistentInputError,
+    InputChangedError,
+    MissingDataWarning,
+    OmeArrowDaskError,
+    UnsafePathError,
+)
+from ..limits import check_chunk_grid, check_declared_bytes
+from ..meta import AXES, Channel, ImageMeta, check_dtype
+from .base import ChunkCoords
+from .patterns import FileGrid, Pattern, detect_syntax, grid_for
+
+MISSING_POLICIES = ("error", "zeros")
+VALIDATE_WORKERS = 8
+_PATTERN_CHARS = "*?<>{}"
+_FILE_AXIS = {"T": "T", "C": "C", "S": "C", "Z": "Z", "Q": "Z", "I": "Z", "Y": "Y", "X": "X"}
+
+
+@dataclass(frozen=True)
+class FileLayout:
+    """How a file's series (tifffile axes and shape) becomes a 5-D TCZYX block."""
+
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    targets: tuple[str | None, ...]
+
+    @property
+    def block_shape(self) -> tuple[int, int, int, int, int]:
+        """The file's extent along T, C, Z, Y, X."""
+        sizes = dict.fromkeys(AXES, 1)
+        for target, n in zip(self.targets, self.shape, strict=True):
+            if target is not None:
+                sizes[target] = n
+        return tuple(sizes[a] for a in AXES)  # type: ignore[return-value]
+
+    def to_block(self, data: np.ndarray) -> np.ndarray:
+        """Reshape a decoded series to the 5-D block (a view where possible)."""
+        kept = [i for i, t in enumerate(self.targets) if t is not None]
+        squeezed = data.reshape([self.shape[i] for i in kept])
+        order = sorted(range(len(kept)), key=lambda k: AXES.index(self.targets[kept[k]]))  # type: ignore[arg-type]
+        return squeezed.transpose(order).reshape(self.block_shape)
+
+
+def file_layout(where: str, axes: str, shape: Sequence[int], dtype: object) -> FileLayout:
+    """Map tifffile series axes to TCZYX: S (samples) -> C, Q/I (pages) -> Z, size-1 extras dropped.
+
+    >>> file_layout("a.tif", "QYX", (3, 4, 5), "u2").block_shape
+    (1, 1, 3, 4, 5)
+    >>> file_layout("a.tif", "YXS", (4, 5, 3), "u1").block_shape
+    (1, 3, 1, 4, 5)
+    """
+    targets: list[str | None] = []
+    for ax, n in zip(axes, shape, strict=True):
+        target = _FILE_AXIS.get(ax)
+        if target is None and n != 1:
+            raise InconsistentInputError(f"{where}: file axis {ax!r} of size {n} (axes {axes}) has no place in TCZYX")
+        targets.append(target if n != 1 or target in ("Y", "X") else None)
+    kept = [t for t in targets if t is not None]
+    if len(set(kept)) != len(kept):
+        raise InconsistentInputError(f"{where}: file axes {axes} {tuple(shape)} put two axes on one of TCZYX")
+    return FileLayout(axes, tuple(int(n) for n in shape), check_dtype(dtype), tuple(targets))
+
+
+def read_header(path: str) -> tuple[str, tuple[int, ...], np.dtype]:
+    """Axes, shape and dtype of a TIFF's first series; reads no pixels (OME references not followed)."""
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(path, is_ome=False) as tif:
+            series = tif.series[0]
+            return series.axes, tuple(int(n) for n in series.shape), np.dtype(series.dtype)
+    except OmeArrowDaskError:
+        raise
+    except Exception as exc:
+        raise CorruptInputError(f"{path}: cannot read the TIFF header ({type(exc).__name__}: {exc})") from exc
+
+
+# --------------------------------------------------------------------------- opening
+def split_location(path: str, pattern: str | None) -> tuple[str, str]:
+    """Return ``(folder, file-name pattern)`` from a path and an optional ``pattern=``.
+
+    >>> split_location("data/E99_C<1,2>.tif", None)
+    ('data', 'E99_C<1,2>.tif')
+    >>> split_location("raw", "img_{z}.tif")
+    ('raw', 'img_{z}.tif')
+    """
+    if pattern is not None:
+        return path, pattern
+    folder, name = os.path.split(path)
+    if any(ch in folder for ch in _PATTERN_CHARS):
+        raise OmeArrowDaskError(f"only the file-name part of {path!r} may be a pattern, not the folder")
+    return folder or ".", name
+
+
+def list_files(root: str) -> dict[str, os.DirEntry[str]]:
+    """Regular files (or links to them) in ``root``, by name."""
+    out = {}
+    with os.scandir(root) as entries:
+        for entry in entries:
+            try:
+                if entry.is_file():
+                    out[entry.name] = entry
+            except OSError:  # a symlink loop: is_file() fails; checked when matched
+                out[entry.name] = entry
+    return out
+
+
+def check_inside(root_real: str, path: str) -> None:
+    """Refuse a file whose real path lies outside the (real) root folder."""
+    try:
+        real = os.path.realpath(path, strict=True)
+    except (OSError, RuntimeError) as exc:
+        raise UnsafePathError(f"{path}: cannot resolve the path ({exc})") from exc
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise UnsafePathError(f"{path} resolves to {real}, outside the folder {root_real}; refusing to read it")
+
+
+def _fingerprints(grid: FileGrid, entries: dict[str, os.DirEntry[str]], root_real: str) -> tuple[np.ndarray, ...]:
+    names = np.full(grid.shape, None, dtype=object)
+    sizes = np.full(grid.shape, -1, dtype=np.int64)
+    mtimes = np.full(grid.shape, -1, dtype=np.int64)
+    for position, name in grid.files:
+        entry = entries[name]
+        if entry.is_symlink():
+            check_inside(root_real, entry.path)
+        try:
+            st = entry.stat()
+        except OSError as exc:
+            raise InputChangedError(f"{entry.path}: cannot stat the file ({exc})") from exc
+        names[position], sizes[position], mtimes[position] = name, st.st_size, st.st_mtime_ns
+    return names, sizes, mtimes
+
+
+def _missing_message(grid: FileGrid, pattern: Pattern, root: str) -> str:
+    listed = "; ".join(grid.describe_position(p) for p in grid.missing)
+    return (
+        f"{len(grid.missing)} of {len(grid.missing) + len(grid.files)} files of pattern {pattern.text!r} in {root} "
+        f"are missing: {listed}"
+    )
+
+
+def _validate_headers(root: str, names: np.ndarray, layout: FileLayout) -> None:
+    present = [n for n in names.ravel() if n is not None]
+
+    def check(name: str) -> str | None:
+        axes, shape, dtype = read_header(os.path.join(root, name))
+        if shape != layout.shape or check_dtype(dtype) != layout.dtype:
+            return f"{name}: shape {shape} {dtype} ({axes})"
+        return None
+
+    with ThreadPoolExecutor(max_workers=VALIDATE_WORKERS) as pool:
+        bad = [msg for msg in pool.map(check, present) if msg]
+    if bad:
+        raise InconsistentInputError(
+            f"{len(bad)} files in {root} differ from the first file's shape {layout.shape} {layout.dtype} "
+            f"({layout.axes}): " + "; ".join(bad)
+        )
+
+
+def open_stack(path: str, pattern: str | None = None, *, missing: str = "error", validate: bool = False) -> StackSource:
+    """Open a folder of TIFFs named by a pattern (see :mod:`.patterns` for the syntaxes).
+
+    Parameters
+    ----------
+    path
+        A folder (with ``pattern``) or a path whose file-name part is the pattern.
+    pattern
+        Template, regex, bracket pattern or glob matched against file names in the folder.
+    missing
+        ``"error"`` (default) lists every missing grid position; ``"zeros"`` fills them and warns.
+    validate
+        Check every file's header (shape, dtype) now instead of in each read task.
+    """
+    if missing not in MISSING_POLICIES:
+        raise OmeArrowDaskError(f"missing={missing!r}: expected one of {MISSING_POLICIES}")
+    root, text = split_location(path, pattern)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"no such folder: {root!r} (the folder part of {path!r} with pattern {text!r})")
+    entries = list_files(root)
+    compiled, grid = grid_for(text, list(entries))
+    if grid.missing and missing == "error":
+        raise InconsistentInputError(_missing_message(grid, compiled, root) + '; pass missing="zeros" to fill them')
+    if grid.missing:
+        warnings.warn(_missing_message(grid, compiled, root) + "; filled with zeros", MissingDataWarning, stacklevel=3)
+    root_real = os.path.realpath(root)
+    names, sizes, mtimes = _fingerprints(grid, entries, root_real)
+    first = os.path.join(root, grid.files[0][1])
+    layout = file_layout(first, *read_header(first))
+    check_declared_bytes(first, int(np.prod(layout.shape)) * layout.dtype.itemsize, int(sizes[grid.files[0][0]]))
+    if validate:
+        _validate_headers(root, names, layout)
+    return StackSource(root, text, compiled.syntax, grid, names, sizes, mtimes, layout)
+
+
+def _stack_meta(root: str, grid: FileGrid, layout: FileLayout) -> ImageMeta:
+    block = layout.block_shape
+    shape = tuple(g * b for g, b in zip(grid.shape, block, strict=True))
+    check_chunk_grid(root, shape, block, layout.dtype)
+    chunks = tuple((b,) * g for g, b in zip(grid.shape, block, strict=True))
+    names = grid.channel_names()
+    channels = tuple(Channel(name=n, id=f"ch-{i}") for i, n in enumerate(names)) if names and block[1] == 1 else ()
+    return ImageMeta(shape=shape, dtype=layout.dtype, chunks=chunks, channels=channels)  # type: ignore[arg-type]
+
+
+class StackSource:
+    """A grid of TIFF files, one chunk per file; holds only names, fingerprints and metadata."""
+
+    def __init__(
+        self,
+        root: str,
+        pattern: str,
+        syntax: str,
+        grid: FileGrid,
+        names: np.ndarray,
+        sizes: np.ndarray,
+        mtimes: np.ndarray,
+        layout: FileLayout,
+    ) -> None:
+        self.root = root
+        self.pattern = pattern
+        self.syntax = syntax
+        self.grid = grid
+        self.names = names
+        self.sizes = sizes
+        self.mtimes = mtimes
+        self.layout = layout
+        self._meta = _stack_meta(root, grid, layout)
+        digest = hashlib.sha1(usedforsecurity=False)
+        digest.update("\0".join(str(n) for n in names.ravel()).encode())
+        digest.update(sizes.tobytes() + mtimes.tobytes())
+        self._token = tokenize(os.path.realpath(root), pattern, digest.hexdigest(), self._meta, layout)
+
+    @property
+    def meta(self) -> ImageMeta:
+        """Shape (grid x file extent), dtype of the first file, one chunk per file."""
+        return self._meta
+
+    @property
+    def token(self) -> str:
+        """Root, pattern, file names, sizes and mtimes, and metadata."""
+        return self._token
+
+    def describe(self) -> str:
+        """Folder, pattern and the fields -> axes mapping."""
+        mapping = ", ".join(f"{a.field.label}->{a.axis}" for a in self.grid.axes) or "no varying fields"
+        n_missing = len(self.grid.missing)
+        extra = f", {n_missing} missing (zeros)" if n_missing else ""
+        return (
+            f"filename pattern ({self.syntax}) {self.pattern!r} in {self.root}: {len(self.grid.files)} TIFF files"
+            f"{extra}; {mapping}; each file {self.layout.axes} {self.layout.shape}"
+        )
+
+    def explain_reads(self, read_plan: object) -> list[str]:
+        """Lines for ``explain()``: fields -> axes with sizes, ignored fields, missing files."""
+        lines = [f"pattern {self.syntax} {self.pattern!r} in {self.root}: fields -> axes"]
+        for amap in self.grid.axes:
+            labels = amap.labels
+            shown = ", ".join(labels) if len(labels) <= 6 else f"{labels[0]}..{labels[-1]}"
+            note = f"; {amap.field.note}" if amap.field.note else ""
+            lines.append(f"  {amap.field.label} -> {amap.axis} ({len(labels)}: {shown}; {amap.rule}{note})")
+        for field in self.grid.ignored:
+            if field.note or self.syntax != "inferred":
+                lines.append(f"  {field.label} -> ignored{f' ({field.note})' if field.note else ''}")
+        lines.append(
+            f"files: {len(self.grid.files)} on a grid {self.grid.shape} (T, C, Z, Y-tile, X-tile), "
+            f"each {self.layout.axes} {self.layout.shape} {self.layout.dtype}"
+        )
+        if self.grid.missing:
+            listed = "; ".join(self.grid.describe_position(p) for p in self.grid.missing[:20])
+            more = f" and {len(self.grid.missing) - 20} more" if len(self.grid.missing) > 20 else ""
+            lines.append(f"missing, filled with zeros: {listed}{more}")
+        return lines
+
+    def _check_coords(self, chunk_coords: ChunkCoords) -> tuple[int, ...]:
+        coords = tuple(int(k) for k in chunk_coords)
+        if len(coords) != 5 or any(not 0 <= k < n for k, n in zip(coords, self.grid.shape, strict=True)):
+            raise OmeArrowDaskError(f"chunk {chunk_coords} is outside the file grid {self.grid.shape}")
+        return coords
+
+    def path_of(self, chunk_coords: ChunkCoords) -> str | None:
+        """Path of the file at a grid position, or None where it is missing."""
+        name = self.names[self._check_coords(chunk_coords)]
+        return None if name is None else os.path.join(self.root, name)
+
+    def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
+        """Read the one file at ``chunk_coords``: check its fingerprint, shape and dtype."""
+        coords = self._check_coords(chunk_coords)
+        path = self.path_of(coords)
+        if path is None:
+            return np.zeros(self.layout.block_shape, dtype=self.layout.dtype)
+        self._check_unchanged(path, coords)
+        return self.layout.to_block(self._read_file(path))
+
+    def _check_unchanged(self, path: str, coords: tuple[int, ...]) -> None:
+        try:
+            if os.path.islink(path):
+                check_inside(os.path.realpath(self.root), path)
+            st = os.stat(path)
+        except FileNotFoundError as exc:
+            raise InputChangedError(f"{path} was deleted after the pattern was scanned") from exc
+        if (st.st_size, st.st_mtime_ns) != (self.sizes[coords], self.mtimes[coords]):
+            raise InputChangedError(
+                f"{path} changed after the pattern was scanned (size {self.sizes[coords]} -> {st.st_size}, "
+                "mtime changed); scan again"
+            )
+
+    def _read_file(self, path: str) -> np.ndarray:
+        import tifffile
+
+        layout = self.layout
+        try:
+            with tifffile.TiffFile(path, is_ome=False) as tif:
+                series = tif.series[0]
+                shape, dtype = tuple(int(n) for n in series.shape), check_dtype(series.dtype)
+                if shape != layout.shape or dtype != layout.dtype:
+                    raise InconsistentInputError(
+                        f"{path}: shape {shape} {dtype} ({series.axes}) differs from the stack's files "
+                        f"{layout.shape} {layout.dtype} ({layout.axes})"
+                    )
+                data = series.asarray()
+        except OmeArrowDaskError:
+            raise
+        except Exception as exc:
+            raise CorruptInputError(f"{path}: cannot read the TIFF ({type(exc).__name__}: {exc})") from exc
+        return data.astype(layout.dtype, copy=False)
+
+    def __repr__(self) -> str:
+        return f"StackSource({self.describe()})"
+
+
+# --------------------------------------------------------------------------- registry
+def looks_like_pattern(path: str) -> bool:
+    """True for a path that holds a glob, bracket pattern, template or named-group regex.
+
+    >>> [looks_like_pattern(p) for p in ("d/*.tif", "d/C<1,2>.tif", "d/z{z}.tif", "d/a.tif")]
+    [True, True, True, False]
+    """
+    return any(ch in path for ch in "*?") or detect_syntax(path) in ("brackets", "template", "regex")
+
+
+def probe(path: str, **options: object) -> bool:
+    """Claim ``path`` when ``pattern=`` is given or its file name is a pattern (not an existing file)."""
+    if options.get("pattern") is not None:
+        return True
+    text = os.fspath(path)
+    return not os.path.exists(text) and looks_like_pattern(text)
+
+
+def open(path: str, **options: object) -> StackSource:
+    """Open a filename pattern; options ``pattern``, ``missing``, ``validate``."""
+    unknown = sorted(set(options) - {"pattern", "missing", "validate"})
+    if unknown:
+        raise TypeError(f"filename patterns do not take the option(s) {unknown}; use pattern=, missing=, validate=")
+    return open_stack(
+        os.fspath(path),
+        options.get("pattern"),  # type: ignore[arg-type]
+        missing=str(options.get("missing", "error")),
+        validate=bool(options.get("validate", False)),
+    )
