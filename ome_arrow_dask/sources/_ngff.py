@@ -1,0 +1,235 @@
+"""OME-NGFF (0.1-0.5) metadata parsing for the zarr source, plus shared source helpers.
+
+Pure Python: no zarr import. NGFF attributes are untrusted: dataset paths must be
+child keys, scales must be finite and positive, and axes must match the array rank.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import CorruptInputError, OmeArrowDaskError, SelectionError, UnsafePathError
+from ..meta import AXES, Channel, PhysicalSize
+
+MAX_METADATA_BYTES = 16 * 2**20
+"""Largest zarr metadata document (``zarr.json``, ``.zattrs``, ...) we let zarr parse."""
+
+_METADATA_FILES = ("zarr.json", ".zattrs", ".zarray", ".zgroup")
+
+_UNIT_SYMBOLS = {
+    "angstrom": "Å",
+    "picometer": "pm",
+    "nanometer": "nm",
+    "micrometer": "µm",
+    "micron": "µm",
+    "millimeter": "mm",
+    "centimeter": "cm",
+    "meter": "m",
+}
+
+_TYPE_TO_AXIS = {"time": "T", "channel": "C"}
+
+
+def check_missing_option(missing: object) -> str:
+    """Validate the ``missing=`` policy: ``"error"`` (default) or ``"zeros"``.
+
+    >>> check_missing_option("zeros")
+    'zeros'
+    """
+    if missing not in ("error", "zeros"):
+        raise OmeArrowDaskError(f"missing must be 'error' or 'zeros', got {missing!r}")
+    return str(missing)
+
+
+def check_metadata_sizes(folder: str) -> None:
+    """Refuse zarr metadata documents larger than :data:`MAX_METADATA_BYTES` in ``folder``."""
+    for name in _METADATA_FILES:
+        path = os.path.join(folder, name)
+        if os.path.isfile(path) and os.path.getsize(path) > MAX_METADATA_BYTES:
+            raise CorruptInputError(
+                f"{path}: metadata of {os.path.getsize(path):,} bytes exceeds the limit {MAX_METADATA_BYTES:,}"
+            )
+
+
+def check_dataset_path(path: object, where: str) -> str:
+    """Return a multiscales ``datasets[].path`` if it is a child key of the group.
+
+    >>> check_dataset_path("scale0/image", "x.zarr")
+    'scale0/image'
+    >>> check_dataset_path("../other", "x.zarr")
+    Traceback (most recent call last):
+    ...
+    ome_arrow_dask.errors.UnsafePathError: x.zarr: dataset path '../other' is not a child key of the group
+    """
+    if not isinstance(path, str) or not path:
+        raise CorruptInputError(f"{where}: dataset path {path!r} is not a non-empty string")
+    parts = path.split("/")
+    if path.startswith("/") or "\\" in path or ":" in path or any(p in ("", ".", "..") for p in parts):
+        raise UnsafePathError(f"{where}: dataset path {path!r} is not a child key of the group")
+    return path
+
+
+def ngff_attrs(attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """The dict holding ``multiscales``: ``attrs["ome"]`` (0.5) or ``attrs`` (0.1-0.4)."""
+    ome = attrs.get("ome")
+    if isinstance(ome, dict) and "multiscales" in ome:
+        return ome
+    return attrs if "multiscales" in attrs else None
+
+
+@dataclass(frozen=True)
+class NgffLevel:
+    """One resolution level of a multiscale image."""
+
+    path: str
+    names: tuple[str, ...]
+    types: tuple[str | None, ...]
+    units: tuple[str | None, ...]
+    scale: tuple[float, ...] | None
+    name: str | None
+    n_levels: int
+
+
+def _axes(multiscale: dict[str, Any], ndim: int | None, where: str) -> tuple[tuple, tuple, tuple]:
+    axes = multiscale.get("axes")
+    if axes is None:  # NGFF 0.1 / 0.2: always 5-D tczyx
+        names: list[str] = list("tczyx")
+        return tuple(names), (None,) * 5, (None,) * 5
+    if not isinstance(axes, list) or not axes:
+        raise CorruptInputError(f"{where}: multiscales axes must be a non-empty list, got {type(axes).__name__}")
+    names, types, units = [], [], []
+    for ax in axes:
+        if isinstance(ax, str):
+            ax = {"name": ax}
+        if not isinstance(ax, dict) or not isinstance(ax.get("name"), str):
+            raise CorruptInputError(f"{where}: malformed axis entry {str(ax)[:80]!r}")
+        names.append(ax["name"])
+        types.append(ax.get("type") if isinstance(ax.get("type"), str) else None)
+        units.append(ax.get("unit") if isinstance(ax.get("unit"), str) else None)
+    return tuple(names), tuple(types), tuple(units)
+
+
+def _scale_of(transforms: object, where: str) -> list[float] | None:
+    if not isinstance(transforms, list):
+        return None
+    for tr in transforms:
+        if isinstance(tr, dict) and tr.get("type") == "scale":
+            scale = tr.get("scale")
+            if not isinstance(scale, list) or not all(isinstance(v, (int, float)) for v in scale):
+                raise CorruptInputError(f"{where}: scale transform {str(scale)[:80]} is not a list of numbers")
+            return [float(v) for v in scale]
+    return None
+
+
+def parse_multiscale(attrs: dict[str, Any], level: int, where: str) -> NgffLevel:
+    """Pick the first multiscale and its ``level``-th dataset; validate what we use."""
+    multiscales = attrs.get("multiscales")
+    if not isinstance(multiscales, list) or not multiscales or not isinstance(multiscales[0], dict):
+        raise CorruptInputError(f"{where}: 'multiscales' must be a non-empty list of objects")
+    ms = multiscales[0]
+    datasets = ms.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise CorruptInputError(f"{where}: multiscales has no datasets")
+    if not 0 <= level < len(datasets):
+        raise SelectionError(f"{where}: level {level} out of range; the image has {len(datasets)} levels")
+    dataset = datasets[level]
+    if not isinstance(dataset, dict):
+        raise CorruptInputError(f"{where}: datasets[{level}] is not an object")
+    names, types, units = _axes(ms, None, where)
+    scale = _scale_of(dataset.get("coordinateTransformations"), where)
+    outer = _scale_of(ms.get("coordinateTransformations"), where)
+    if scale is not None and outer is not None and len(outer) == len(scale):
+        scale = [a * b for a, b in zip(scale, outer, strict=True)]
+    if scale is not None and len(scale) != len(names):
+        raise CorruptInputError(f"{where}: scale {scale} has {len(scale)} entries for {len(names)} axes")
+    return NgffLevel(
+        path=check_dataset_path(dataset.get("path"), where),
+        names=names,
+        types=types,
+        units=units,
+        scale=tuple(scale) if scale is not None else None,
+        name=ms.get("name") if isinstance(ms.get("name"), str) else None,
+        n_levels=len(datasets),
+    )
+
+
+def axes_to_targets(names: tuple[str, ...], types: tuple[str | None, ...], where: str) -> tuple[str, ...]:
+    """Map NGFF axis names (else types) to TCZYX letters.
+
+    >>> axes_to_targets(("t", "c", "z", "y", "x"), (None,) * 5, "x.zarr")
+    ('T', 'C', 'Z', 'Y', 'X')
+    >>> axes_to_targets(("time", "ch", "y", "x"), ("time", "channel", "space", "space"), "x.zarr")
+    ('T', 'C', 'Y', 'X')
+    """
+    out = []
+    for name, kind in zip(names, types, strict=True):
+        letter = name.upper() if name.upper() in AXES else _TYPE_TO_AXIS.get(kind or "", "")
+        if not letter:
+            raise CorruptInputError(f"{where}: cannot map axis {name!r} (type {kind!r}) to TCZYX; pass dims=")
+        out.append(letter)
+    if len(set(out)) != len(out):
+        raise CorruptInputError(f"{where}: axes {names} map to repeated TCZYX letters {out}")
+    if "Y" not in out or "X" not in out:
+        raise CorruptInputError(f"{where}: axes {names} have no y and x")
+    return tuple(out)
+
+
+def unit_symbol(unit: str | None) -> str | None:
+    """NGFF unit name to the OME symbol ome-arrow uses (``micrometer`` -> ``µm``)."""
+    return None if unit is None else _UNIT_SYMBOLS.get(unit, unit)
+
+
+def physical_size(targets: tuple[str, ...], level: NgffLevel, where: str) -> PhysicalSize:
+    """Physical Z/Y/X sizes and units from the level's scale and the axes' units."""
+    values: dict[str, Any] = {}
+    for i, letter in enumerate(targets):
+        if letter not in "ZYX":
+            continue
+        key = letter.lower()
+        if level.scale is not None:
+            value = level.scale[i]
+            if not math.isfinite(value) or value <= 0:
+                raise CorruptInputError(f"{where}: scale {value} along {level.names[i]!r} must be finite and positive")
+            values[key] = value
+        unit = unit_symbol(level.units[i]) if i < len(level.units) else None
+        if unit is not None:
+            values[f"{key}_unit"] = unit
+    return PhysicalSize(**values)
+
+
+def _rgba(color: object) -> int | None:
+    """``"FF0000"`` (RRGGBB hex) to ome-arrow's uint32 RGBA.
+
+    >>> hex(_rgba("00FF00"))
+    '0xff00ff'
+    """
+    if not isinstance(color, str) or len(color) not in (6, 8):
+        return None
+    try:
+        value = int(color, 16)
+    except ValueError:
+        return None
+    return (value << 8) | 0xFF if len(color) == 6 else value
+
+
+def omero_channels(attrs: dict[str, Any], n: int) -> tuple[Channel, ...]:
+    """Channel names and colors from ``omero.channels`` when it lists exactly ``n``."""
+    omero = attrs.get("omero")
+    channels = omero.get("channels") if isinstance(omero, dict) else None
+    if not isinstance(channels, list) or len(channels) != n:
+        return ()
+    out = []
+    for i, ch in enumerate(channels):
+        ch = ch if isinstance(ch, dict) else {}
+        label = ch.get("label")
+        out.append(
+            Channel(
+                name=label if isinstance(label, str) and label else f"C{i}",
+                id=f"ch-{i}",
+                color_rgba=_rgba(ch.get("color")),
+            )
+        )
+    return tuple(out)

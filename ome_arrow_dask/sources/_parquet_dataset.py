@@ -1,0 +1,308 @@
+"""OME-Arrow typed chunk dataset directories (``write_ome_arrow_dataset`` / ``export("parquet")``).
+
+The directory is recognised by its manifest ``_ome_arrow_dataset.json`` (required: a
+directory without it is an unfinished write) whatever its suffix. Opening reads the
+manifest, ``images.parquet`` and ``index.parquet`` (or, without an index, the
+non-pixel columns of ``chunks.parquet``) and checks the manifest's counts. Each chunk
+read opens ``chunks.parquet`` (footer parsed once per process) and reads one row
+group's ``chunk_id``, ``dtype`` and ``pixel_bytes`` columns, with page checksums
+verified.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+from dask.base import tokenize
+
+from ..arrow_schema import as_utc, channels_from_dicts, dtype_from_string, physical_size_from_dict, stored_dtype
+from ..errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError, UnsafePathError
+from ..limits import check_chunk_grid
+from ..lowering import ReadPlan
+from ..meta import ImageMeta
+from ..sources.base import ChunkCoords, chunk_slices
+from ._parquet_common import (
+    Fingerprint,
+    build_grid_index,
+    corrupt,
+    decode_bytes,
+    fingerprint,
+    read_footer,
+    read_row_group,
+)
+
+MANIFEST = "_ome_arrow_dataset.json"
+MAX_MANIFEST_BYTES = 16 * 2**20
+_AXES = "tczyx"
+_INDEX_COLUMNS = ["image_id", "chunk_id", *_AXES, *(f"shape_{a}" for a in _AXES)]
+READ_COLUMNS = ["chunk_id", "dtype", "pixel_bytes"]
+"""The ``chunks.parquet`` columns a chunk read fetches."""
+
+
+def is_dataset_dir(path: str) -> bool:
+    """A directory holding a manifest or the dataset's tables (the latter to report them incomplete)."""
+    p = Path(path)
+    return p.is_dir() and any((p / name).exists() for name in (MANIFEST, "images.parquet", "chunks.parquet"))
+
+
+def read_manifest(root: Path) -> dict[str, Any]:
+    """Parse the manifest; its absence means the writer did not finish."""
+    path = root / MANIFEST
+    if not path.is_file():
+        raise IncompleteOutputError(
+            f"{root}: no {MANIFEST} manifest; the dataset is incomplete (its writer did not finish) "
+            "or is not an OME-Arrow dataset"
+        )
+    if path.stat().st_size > MAX_MANIFEST_BYTES:
+        raise CorruptInputError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise CorruptInputError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(manifest, dict):
+        raise CorruptInputError(f"{path}: the manifest is not a JSON object")
+    layout = manifest.get("layout", "typed-chunk-dataset")
+    if layout != "typed-chunk-dataset":
+        raise CorruptInputError(f"{path}: unsupported dataset layout {layout!r} (expected 'typed-chunk-dataset')")
+    if manifest.get("status", "complete") != "complete":
+        raise IncompleteOutputError(f"{path}: the manifest says status={manifest.get('status')!r}")
+    return manifest
+
+
+def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
+    if not path.is_file():
+        raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
+    try:
+        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
+        raise corrupt(str(path), exc) from exc
+
+
+def _check_count(manifest: dict[str, Any], key: str, actual: int, where: Path) -> None:
+    declared = manifest.get(key)
+    if declared is not None and declared != actual:
+        raise IncompleteOutputError(f"{where}: manifest {key}={declared!r} but the dataset holds {actual}")
+
+
+def _image_row(images: pa.Table, image_id: str | None, root: Path) -> dict[str, Any]:
+    ids = [str(v) for v in images.column("image_id").to_pylist()]
+    if not ids:
+        raise CorruptInputError(f"{root}/images.parquet: no images")
+    if len(set(ids)) != len(ids):
+        raise CorruptInputError(f"{root}/images.parquet: duplicate image_id values")
+    if image_id is None:
+        index = 0
+    elif str(image_id) in ids:
+        index = ids.index(str(image_id))
+    else:
+        shown = ", ".join(repr(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
+        raise OmeArrowDaskError(f"{root}: no image_id {image_id!r}; the dataset holds {shown}")
+    return images.slice(index, 1).to_pylist()[0]
+
+
+def _safe_fragment(root: Path, fragment: object) -> str:
+    """Resolve an index ``fragment_path``; it must stay inside the dataset directory."""
+    text = str(fragment or "chunks.parquet")
+    candidate = Path(text)
+    resolved_root = root.resolve()
+    resolved = (resolved_root / candidate).resolve()
+    if candidate.is_absolute() or resolved_root not in resolved.parents:
+        raise UnsafePathError(f"{root}/index.parquet: fragment_path {text!r} points outside the dataset directory")
+    return os.path.relpath(resolved, resolved_root)
+
+
+def _int_columns(table: pa.Table, names: list[str], where: str) -> dict[str, np.ndarray]:
+    out = {}
+    for name in names:
+        if name not in table.column_names:
+            raise CorruptInputError(f"{where}: missing column {name!r}")
+        column = table.column(name)
+        if column.null_count:
+            raise CorruptInputError(f"{where}: null values in column {name!r}")
+        out[name] = column.to_numpy().astype(np.int64)
+    return out
+
+
+def _row_positions(footer: pq.FileMetaData) -> tuple[np.ndarray, np.ndarray]:
+    sizes = np.array([footer.row_group(i).num_rows for i in range(footer.num_row_groups)], dtype=np.int64)
+    groups = np.repeat(np.arange(len(sizes)), sizes)
+    starts = np.repeat(np.cumsum(sizes) - sizes, sizes)
+    return groups, np.arange(int(sizes.sum())) - starts
+
+
+class DatasetSource:
+    """One image of an OME-Arrow typed chunk dataset directory.
+
+    Parameters
+    ----------
+    path
+        The dataset directory (any name; ``.ome.parquet`` is usual).
+    image_id
+        Which image; default the first row of ``images.parquet``.
+    """
+
+    def __init__(self, path: str, image_id: str | None = None) -> None:
+        self.path = path
+        root = Path(path)
+        manifest = read_manifest(root)
+        images = _read_table(root / "images.parquet")
+        _check_count(manifest, "image_count", images.num_rows, root / MANIFEST)
+        row = _image_row(images, image_id, root)
+        self.image_id = str(row["image_id"])
+        self._where = f"{root} (image {self.image_id!r})"
+        self._fingerprints: dict[str, Fingerprint] = {MANIFEST: fingerprint(str(root / MANIFEST))}
+        entries = self._load_entries(root, manifest)
+        self._init_grid(row, entries)
+
+    # ------------------------------------------------------------------ opening
+    def _fragment_footer(self, root: Path, fragment: str) -> pq.FileMetaData:
+        path = root / fragment
+        if not path.is_file():
+            raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
+        if fragment not in self._fingerprints:
+            self._fingerprints[fragment] = fingerprint(str(path))
+        return read_footer(str(path), self._fingerprints[fragment])
+
+    def _load_entries(self, root: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+        chunks_footer = self._fragment_footer(root, "chunks.parquet")
+        _check_count(manifest, "chunk_count", chunks_footer.num_rows, root / MANIFEST)
+        index_path = root / "index.parquet"
+        if index_path.exists():
+            index = _read_table(index_path)
+            _check_count(manifest, "chunk_count", index.num_rows, index_path)
+            index = index.filter(pc.equal(index.column("image_id"), self.image_id))
+            cols = _int_columns(index, [*_INDEX_COLUMNS[1:], "row_group_id", "row_index_in_group"], str(index_path))
+            fragments = index.column("fragment_path").to_pylist() if "fragment_path" in index.column_names else []
+            names = sorted({_safe_fragment(root, f) for f in fragments}) or ["chunks.parquet"]
+            lookup = {f: i for i, f in enumerate(names)}
+            cols["fragment"] = np.array([lookup[_safe_fragment(root, f)] for f in fragments] or [0] * index.num_rows)
+            self._fragments = tuple(names)
+            self._check_positions(root, cols, index_path)
+            return cols
+        table = _read_table(root / "chunks.parquet", columns=_INDEX_COLUMNS)
+        groups, rows = _row_positions(chunks_footer)
+        mask = pc.equal(table.column("image_id"), self.image_id).to_numpy(zero_copy_only=False)
+        cols = _int_columns(table.filter(mask), _INDEX_COLUMNS[1:], str(root / "chunks.parquet"))
+        cols["row_group_id"], cols["row_index_in_group"] = groups[mask], rows[mask]
+        cols["fragment"] = np.zeros(int(mask.sum()), dtype=np.int64)
+        self._fragments = ("chunks.parquet",)
+        return cols
+
+    def _check_positions(self, root: Path, cols: dict[str, np.ndarray], where: Path) -> None:
+        """Every index entry must name an existing row of its fragment."""
+        for k, fragment in enumerate(self._fragments):
+            footer = self._fragment_footer(root, fragment)
+            sizes = np.array([footer.row_group(i).num_rows for i in range(footer.num_row_groups)], dtype=np.int64)
+            mine = cols["fragment"] == k
+            rg, row = cols["row_group_id"][mine], cols["row_index_in_group"][mine]
+            bad = (rg < 0) | (rg >= len(sizes))
+            bad |= ~bad & ((row < 0) | (row >= sizes[np.clip(rg, 0, max(len(sizes) - 1, 0))]))
+            if bad.any():
+                i = int(np.flatnonzero(mine)[np.flatnonzero(bad)[0]])
+                raise IncompleteOutputError(
+                    f"{where}: chunk_id {int(cols['chunk_id'][i])} points at row group {int(cols['row_group_id'][i])} "
+                    f"row {int(cols['row_index_in_group'][i])}, which {fragment} does not have"
+                )
+
+    def _init_grid(self, row: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
+        where = self._where
+        dtype = dtype_from_string(row.get("dtype"), f"{where} images.parquet dtype")
+        shape, chunk_shape = [], []
+        for ax in _AXES:
+            size, step = row.get(f"size_{ax}"), row.get(f"chunk_{ax}")
+            if size is None or int(size) <= 0 or step is None or int(step) <= 0:
+                raise CorruptInputError(f"{where}: images.parquet has size_{ax}={size!r}, chunk_{ax}={step!r}")
+            shape.append(int(size))
+            chunk_shape.append(min(int(step), int(size)))
+        check_chunk_grid(where, shape, chunk_shape, dtype)
+        origins = np.stack([cols[a] for a in _AXES], axis=1)
+        sizes = np.stack([cols[f"shape_{a}"] for a in _AXES], axis=1)
+        chunks, self._entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes)
+        self._row_group = cols["row_group_id"].astype(np.int32)
+        self._row_in_group = cols["row_index_in_group"].astype(np.int32)
+        self._chunk_id = cols["chunk_id"]
+        self._fragment = cols["fragment"].astype(np.int16)
+        self._meta = ImageMeta(
+            shape=tuple(shape),  # type: ignore[arg-type]
+            dtype=dtype,
+            chunks=chunks,
+            channels=_channels(row.get("channels_json"), shape[1]),
+            physical_size=physical_size_from_dict(row, float32=False),
+            id=self.image_id,
+            name=None if row.get("name") is None else str(row["name"]),
+            image_type=None if row.get("image_type") is None else str(row["image_type"]),
+            acquisition_datetime=as_utc(row.get("acquisition_datetime")),
+        )
+
+    # ------------------------------------------------------------------ Source protocol
+    @property
+    def meta(self) -> ImageMeta:
+        """Metadata from ``images.parquet`` and the chunk index."""
+        return self._meta
+
+    @property
+    def token(self) -> str:
+        """``tokenize(path, image_id, fingerprints of the manifest and chunk files)``."""
+        return tokenize(self.path, self.image_id, sorted(self._fingerprints.items()))
+
+    def describe(self) -> str:
+        """Format, directory and image id."""
+        return f"OME-Arrow Parquet dataset {self.path} (image {self.image_id!r})"
+
+    def row_groups_for(self, read_plan: ReadPlan) -> np.ndarray:
+        """Distinct ``(fragment, row group)`` pairs the plan reads, as an ``(n, 2)`` array."""
+        cells = self._entry_of[np.ix_(*read_plan.touched)].reshape(-1)
+        pairs = np.stack([self._fragment[cells], self._row_group[cells]], axis=1)
+        return np.unique(pairs, axis=0) if len(pairs) else pairs
+
+    def explain_reads(self, read_plan: ReadPlan) -> list[str]:
+        """Name the row groups of ``chunks.parquet`` the plan reads."""
+        pairs = self.row_groups_for(read_plan)
+        total = len(np.unique(np.stack([self._fragment, self._row_group], axis=1), axis=0))
+        shown = ""
+        if 0 < len(pairs) <= 8:
+            shown = ": " + ", ".join(str(int(rg)) for _, rg in pairs)
+        files = ", ".join(self._fragments)
+        return [
+            f"parquet: reads {len(pairs)} of {total} row groups of {files} (columns {', '.join(READ_COLUMNS)}){shown}",
+            "parquet: metadata from _ome_arrow_dataset.json, images.parquet and index.parquet (no pixel columns)",
+        ]
+
+    def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
+        """Read one row of one row group and decode it (5-D TCZYX, native byte order)."""
+        slices = chunk_slices(self._meta, chunk_coords)
+        shape = tuple(s.stop - s.start for s in slices)
+        entry = int(self._entry_of[tuple(chunk_coords)])
+        fragment = self._fragments[int(self._fragment[entry])]
+        chunk_id, rg, row = int(self._chunk_id[entry]), int(self._row_group[entry]), int(self._row_in_group[entry])
+        path = os.path.join(self.path, fragment)
+        where = f"{path} chunk_id {chunk_id} (row group {rg}) at grid {tuple(chunk_coords)}"
+        table = read_row_group(path, self._fingerprints[fragment], rg, READ_COLUMNS, where)
+        if row >= table.num_rows or table.column("chunk_id")[row].as_py() != chunk_id:
+            raise CorruptInputError(f"{where}: row {row} of the row group is not chunk {chunk_id}")
+        dtype = stored_dtype(table.column("dtype")[row].as_py(), where)
+        payload = table.column("pixel_bytes")[row]
+        if not payload.is_valid:
+            raise CorruptInputError(f"{where}: pixel_bytes is null")
+        block = decode_bytes(payload.as_buffer(), dtype, shape, None, where)
+        return block if dtype == self._meta.dtype else block.astype(self._meta.dtype)
+
+    def __repr__(self) -> str:
+        return f"DatasetSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
+
+
+def _channels(text: object, size_c: int) -> tuple[Any, ...]:
+    if not isinstance(text, str) or len(text) > MAX_MANIFEST_BYTES:
+        return ()
+    try:
+        entries = json.loads(text)
+    except ValueError:
+        return ()
+    return channels_from_dicts(entries, size_c)

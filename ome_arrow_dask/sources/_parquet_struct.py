@@ -1,0 +1,381 @@
+"""OME-Arrow struct records in Parquet: single-row files and rows of multi-row tables.
+
+Opening reads only the record's metadata leaves (``pixels_meta``, ``chunk_grid``, ids)
+and the chunk / plane coordinates, never a pixel column. Parquet cannot read part of
+a column chunk, and these layouts keep a whole image in one row group, so the first
+chunk read in a process reads the payload leaf (``pixel_bytes`` or ``pixels``) of that
+row group once, caches it (:data:`MAX_CACHED_PAYLOADS`), and every chunk is a
+zero-copy slice of it decoded with ``np.frombuffer``.
+
+Payloads: byte chunks (``OME_ARROW_BYTE_STRUCT``; per-chunk dtype, raw / zstd /
+lz4-frame), list chunks (``list<uint16>`` values cast to ``pixels_meta.type``), or,
+when a record has no chunks, planes (planes-only and pre-0.1 legacy records; one plane
+per chunk). Chunks win over planes.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+from dask.base import tokenize
+
+from ..arrow_schema import (
+    METADATA_FIELDS,
+    compression_from_string,
+    dtype_from_string,
+    is_ome_arrow_struct,
+    meta_from_record,
+    shape_from_pixels_meta,
+    stored_dtype,
+)
+from ..errors import CorruptInputError, OmeArrowDaskError
+from ..limits import check_chunk_grid, check_declared_bytes
+from ..lowering import ReadPlan
+from ..meta import ImageMeta, check_dtype
+from ..render import format_bytes
+from ..sources.base import ChunkCoords, chunk_slices
+from ._parquet_common import Fingerprint, build_grid_index, fingerprint, leaf_paths, locate_row, parquet_file
+
+MAX_CACHED_PAYLOADS = 4
+"""Payload columns (one row group's pixel leaf each) kept per process."""
+
+PREFERRED_COLUMNS = ("ome_arrow", "image")
+"""Column names tried before auto-detection (ome-arrow's two defaults)."""
+
+_COORDS = ("t", "c", "z", "y", "x", "shape_z", "shape_y", "shape_x")
+
+
+@dataclass(frozen=True)
+class _Payload:
+    """One row's pixel leaf: per-entry offsets into a flat numpy buffer (zero-copy)."""
+
+    offsets: np.ndarray
+    values: np.ndarray
+    valid: np.ndarray
+    row_starts: np.ndarray
+
+
+_PAYLOADS: OrderedDict[tuple[Any, ...], _Payload] = OrderedDict()
+_PAYLOADS_LOCK = threading.Lock()
+_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+
+
+def clear_payload_cache() -> None:
+    """Drop every cached payload column (tests, or to free memory)."""
+    with _PAYLOADS_LOCK:
+        _PAYLOADS.clear()
+        _KEY_LOCKS.clear()
+
+
+def find_column(schema: pa.Schema, column_name: str | None, path: str) -> str:
+    """Pick the struct column holding OME-Arrow records: named, ``ome_arrow``/``image``, or detected."""
+    if column_name is not None:
+        if column_name not in schema.names:
+            found = [f.name for f in schema if is_ome_arrow_struct(f.type)]
+            raise OmeArrowDaskError(
+                f"{path}: no column {column_name!r}; OME-Arrow struct columns here: {found or 'none'}"
+            )
+        if not is_ome_arrow_struct(schema.field(column_name).type):
+            raise OmeArrowDaskError(f"{path}: column {column_name!r} is not an OME-Arrow struct column")
+        return column_name
+    for name in PREFERRED_COLUMNS:
+        if name in schema.names and is_ome_arrow_struct(schema.field(name).type):
+            return name
+    for field in schema:
+        if is_ome_arrow_struct(field.type):
+            return field.name
+    raise OmeArrowDaskError(f"{path}: no OME-Arrow struct column (a struct with pixels_meta, planes, ...) found")
+
+
+def _select_leaves(paths: list[str], column: str, field: str, names: tuple[str, ...] | None = None) -> list[str]:
+    prefix = f"{column}.{field}"
+    picked = [p for p in paths if p == prefix or p.startswith(prefix + ".")]
+    if names is None:
+        return picked
+    return [p for p in picked if p.rsplit(".", 1)[-1] in names and p.count(".") == prefix.count(".") + 3]
+
+
+def _payload_leaf(paths: list[str], column: str, field: str, name: str) -> str:
+    prefix = f"{column}.{field}."
+    found = [p for p in paths if p.startswith(prefix) and name in p[len(prefix) :].split(".")]
+    if len(found) != 1:
+        raise CorruptInputError(f"{column}.{field}: expected one {name!r} leaf column, found {found}")
+    return found[0]
+
+
+def _row_record(table: pa.Table, column: str, row: int, where: str) -> tuple[dict[str, Any], pa.StructArray]:
+    """Metadata dict of one row plus the row's struct (1-element) array."""
+    array = table.column(column).combine_chunks().slice(row, 1)
+    if not array.is_valid()[0].as_py():
+        raise CorruptInputError(f"{where}: the record is null")
+    names = {array.type.field(i).name for i in range(array.type.num_fields)}
+    record = {f: array.field(f)[0].as_py() for f in METADATA_FIELDS if f in names}
+    return record, array
+
+
+def _entries(
+    array: pa.StructArray, field: str, names: tuple[str, ...], where: str, *, nullable: bool = False
+) -> dict[str, Any] | None:
+    """Per-entry columns of ``chunks`` / ``planes`` for the row, or None when absent or empty."""
+    if array.type.get_field_index(field) < 0:
+        return None
+    lists = array.field(field)
+    if not lists.is_valid()[0].as_py() or len(lists[0]) == 0:
+        return None
+    values = lists.flatten()
+    out: dict[str, np.ndarray] = {}
+    for name in names:
+        if values.type.get_field_index(name) < 0:
+            raise CorruptInputError(f"{where}: {field} entries have no {name!r} field")
+        column = values.field(name)
+        if nullable:
+            out[name] = column.to_pylist()
+            continue
+        if column.null_count:
+            raise CorruptInputError(f"{where}: {field} entries have null {name!r} values")
+        out[name] = column.to_numpy(zero_copy_only=False)
+    return out
+
+
+def _chunk_grid_shape(record: dict[str, Any], entries: dict[str, np.ndarray], shape: tuple[int, ...], where: str):
+    grid = record.get("chunk_grid") or {}
+    if (grid.get("chunk_t") or 1) != 1 or (grid.get("chunk_c") or 1) != 1:
+        raise CorruptInputError(f"{where}: chunk_grid spans T or C (chunk_t/chunk_c != 1), which the struct forbids")
+    order = str(grid.get("chunk_order") or "ZYX").upper()
+    if order != "ZYX":
+        raise CorruptInputError(f"{where}: chunk_order {order!r} is not supported (only 'ZYX')")
+    zyx = []
+    for ax, size in zip("zyx", shape[2:], strict=True):
+        step = grid.get(f"chunk_{ax}") or int(entries[f"shape_{ax}"].max())
+        zyx.append(max(1, min(int(step), size)))
+    return (1, 1, *zyx)
+
+
+def _list_stats(footer: Any, row_group: int, leaf: str) -> int | None:
+    rg = footer.row_group(row_group)
+    for i in range(rg.num_columns):
+        col = rg.column(i)
+        if col.path_in_schema == leaf:
+            return int(col.total_compressed_size)
+    return None
+
+
+class StructSource:
+    """One OME-Arrow struct record in a Parquet file (see the module docstring).
+
+    Parameters
+    ----------
+    path
+        The Parquet file.
+    column_name
+        The struct column; default ``ome_arrow``, then ``image``, then the first struct
+        column with OME-Arrow's fields.
+    row_index
+        Which row (0 for single-row files).
+    """
+
+    def __init__(self, path: str, column_name: str | None = None, row_index: int = 0) -> None:
+        self.path = path
+        self._fingerprint: Fingerprint = fingerprint(path)
+        pf = parquet_file(path, self._fingerprint)
+        footer = pf.metadata
+        self.column = find_column(pf.schema_arrow, column_name, path)
+        self._record_type = pf.schema_arrow.field(self.column).type
+        n_rows = footer.num_rows
+        if not isinstance(row_index, (int, np.integer)) or not 0 <= int(row_index) < n_rows:
+            raise OmeArrowDaskError(f"{path}: row_index {row_index!r} is out of range [0, {n_rows})")
+        self.row_index = int(row_index)
+        self.row_group, self.row_in_group = locate_row(footer, self.row_index)
+        self._where = f"{path} (column {self.column!r}, row {self.row_index})"
+        paths = leaf_paths(footer)
+        columns = [leaf for field in METADATA_FIELDS for leaf in _select_leaves(paths, self.column, field)]
+        columns += _select_leaves(paths, self.column, "chunks", (*_COORDS, "dtype", "compression"))
+        columns += _select_leaves(paths, self.column, "planes", ("t", "c", "z"))
+        try:
+            table = pf.read_row_group(self.row_group, columns=columns)
+        except (OSError, pa.ArrowException, ValueError) as exc:
+            from ._parquet_common import corrupt
+
+            raise corrupt(self._where, exc) from exc
+        finally:
+            pf.close()
+        record, array = _row_record(table, self.column, self.row_in_group, self._where)
+        self._init_layout(record, array, paths)
+        self._rows_in_group = footer.row_group(self.row_group).num_rows
+        self._payload_bytes = _list_stats(footer, self.row_group, self._leaf)
+        self._check_stored_values(footer)
+        check_declared_bytes(self._where, self._meta.nbytes, self._fingerprint[1])
+
+    # ------------------------------------------------------------------ opening
+    def _init_layout(self, record: dict[str, Any], array: pa.StructArray, paths: list[str]) -> None:
+        where = self._where
+        shape = shape_from_pixels_meta(record.get("pixels_meta"), where)
+        chunks = _entries(array, "chunks", _COORDS, where)
+        if chunks is not None:
+            value_type = self._record_type.field("chunks").type.value_type
+            self.kind = "bytes" if value_type.get_field_index("pixel_bytes") >= 0 else "list"
+            chunk_shape = _chunk_grid_shape(record, chunks, shape, where)
+            n = len(chunks["t"])
+            origins = np.stack([chunks["t"], chunks["c"], chunks["z"], chunks["y"], chunks["x"]], axis=1)
+            sizes = np.stack([np.ones(n), np.ones(n), chunks["shape_z"], chunks["shape_y"], chunks["shape_x"]], axis=1)
+            what = "chunk"
+        else:
+            planes = _entries(array, "planes", ("t", "c", "z"), where)
+            if planes is None:
+                raise CorruptInputError(f"{where}: the record has neither chunks nor planes")
+            self.kind = "planes"
+            chunk_shape = (1, 1, 1, shape[3], shape[4])
+            n = len(planes["t"])
+            zeros = np.zeros(n, dtype=np.int64)
+            origins = np.stack([planes["t"], planes["c"], planes["z"], zeros, zeros], axis=1)
+            sizes = np.tile(np.asarray(chunk_shape), (n, 1))
+            what = "plane"
+        dtype = self._pixel_dtype(record, array)
+        check_chunk_grid(where, shape, chunk_shape, dtype)
+        grid, self._entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes, what)
+        self._meta = meta_from_record(record, chunks=grid, dtype=dtype, where=where)
+        self._field = "planes" if self.kind == "planes" else "chunks"
+        self._leaf = _payload_leaf(paths, self.column, self._field, "pixel_bytes" if self.kind == "bytes" else "pixels")
+
+    def _pixel_dtype(self, record: dict[str, Any], array: pa.StructArray) -> np.dtype:
+        """``pixels_meta.type`` (honoured for list payloads); per-chunk dtypes for byte payloads."""
+        declared = (record.get("pixels_meta") or {}).get("type")
+        self._chunk_dtypes: tuple[np.dtype, ...] = ()
+        self._chunk_codecs: tuple[str | None, ...] = ()
+        if self.kind == "bytes":
+            extra = _entries(array, "chunks", ("dtype", "compression"), self._where, nullable=True) or {}
+            fallback = declared if declared is not None else "uint16"
+            self._chunk_dtypes = tuple(
+                stored_dtype(fallback if d is None else d, f"{self._where} chunk {i}")
+                for i, d in enumerate(extra["dtype"])
+            )
+            self._chunk_codecs = tuple(
+                compression_from_string(c, f"{self._where} chunk {i}") for i, c in enumerate(extra["compression"])
+            )
+            if declared is None and self._chunk_dtypes:
+                return check_dtype(self._chunk_dtypes[0])
+        return dtype_from_string("uint16" if declared is None else declared, f"{self._where} pixels_meta.type")
+
+    def _check_stored_values(self, footer: Any) -> None:
+        """For list / plane payloads in a one-row row group, the footer counts the stored values."""
+        if self.kind == "bytes" or self._rows_in_group != 1:
+            return
+        rg = footer.row_group(self.row_group)
+        for i in range(rg.num_columns):
+            col = rg.column(i)
+            if col.path_in_schema == self._leaf:
+                stored, declared = int(col.num_values), math.prod(self._meta.shape)
+                if stored != declared:
+                    what = "planes" if self.kind == "planes" else "chunks"
+                    raise CorruptInputError(
+                        f"{self._where}: {what} cover {stored} of {declared} pixels of the declared shape "
+                        f"{self._meta.shape} (stored pixel values counted in the Parquet footer)"
+                    )
+
+    # ------------------------------------------------------------------ Source protocol
+    @property
+    def meta(self) -> ImageMeta:
+        """Metadata from the record's ``pixels_meta`` and the chunk / plane coordinates."""
+        return self._meta
+
+    @property
+    def token(self) -> str:
+        """``tokenize(path, mtime_ns, size, column, row)``."""
+        return tokenize(self.path, *self._fingerprint, self.column, self.row_index)
+
+    def describe(self) -> str:
+        """Format, file, column, row and payload kind."""
+        return f"OME-Arrow Parquet {self.path} (column {self.column!r}, row {self.row_index}, {self.kind} payload)"
+
+    def explain_reads(self, read_plan: ReadPlan) -> list[str]:
+        """Say that the whole payload column is read once and sliced per chunk."""
+        size = "" if self._payload_bytes is None else f", {format_bytes(self._payload_bytes)} stored"
+        return [
+            f"parquet: row group {self.row_group} holds the whole image ({self._rows_in_group} row(s)); its payload "
+            f"column {self._leaf}{size} is read once per process and each chunk is a zero-copy slice of it"
+        ]
+
+    def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
+        """Decode the chunk at ``chunk_coords`` (5-D TCZYX, native byte order)."""
+        slices = chunk_slices(self._meta, chunk_coords)
+        shape = tuple(s.stop - s.start for s in slices)
+        entry = int(self._entry_of[tuple(chunk_coords)])
+        where = f"{self._where} {'plane' if self.kind == 'planes' else 'chunk'} {entry} at {tuple(chunk_coords)}"
+        payload = self._payload()
+        if not payload.valid[entry]:
+            raise CorruptInputError(f"{where}: the payload is null")
+        lo, hi = int(payload.offsets[entry]), int(payload.offsets[entry + 1])
+        raw = payload.values[lo:hi]
+        if self.kind == "bytes":
+            from ._parquet_common import decode_bytes
+
+            dtype = self._chunk_dtypes[entry]
+            block = decode_bytes(raw, dtype, shape, self._chunk_codecs[entry], where)
+            return block if dtype == self._meta.dtype else block.astype(self._meta.dtype)
+        if raw.size != math.prod(shape):
+            raise CorruptInputError(f"{where}: payload has {raw.size} values, expected {math.prod(shape)} {shape}")
+        return raw.reshape(shape).astype(self._meta.dtype, copy=True)
+
+    # ------------------------------------------------------------------ payload cache
+    def _payload(self) -> _Payload:
+        key = (self.path, self._fingerprint, self.row_group, self._leaf)
+        with _PAYLOADS_LOCK:
+            cached = _PAYLOADS.get(key)
+            if cached is not None:
+                _PAYLOADS.move_to_end(key)
+            lock = _KEY_LOCKS.setdefault(key, threading.Lock())
+        if cached is not None:
+            return self._row_view(cached)
+        with lock:
+            with _PAYLOADS_LOCK:
+                cached = _PAYLOADS.get(key)
+            if cached is None:
+                cached = self._load_payload()
+                with _PAYLOADS_LOCK:
+                    _PAYLOADS[key] = cached
+                    while len(_PAYLOADS) > MAX_CACHED_PAYLOADS:
+                        old, _ = _PAYLOADS.popitem(last=False)
+                        _KEY_LOCKS.pop(old, None)
+        return self._row_view(cached)
+
+    def _load_payload(self) -> _Payload:
+        """Read the payload leaf of the whole row group; keep per-entry offsets (all rows)."""
+        from ._parquet_common import read_row_group
+
+        table = read_row_group(self.path, self._fingerprint, self.row_group, [self._leaf], self._where)
+        lists = table.column(self.column).combine_chunks().field(self._field)
+        row_starts = lists.offsets.to_numpy().astype(np.int64)
+        row_starts -= row_starts[0]
+        data = lists.flatten().field("pixel_bytes" if self.kind == "bytes" else "pixels")
+        valid = data.is_valid().to_numpy(zero_copy_only=False)
+        if self.kind == "bytes":
+            buffers = data.buffers()
+            offsets = np.frombuffer(buffers[1], dtype=np.int64)[data.offset : data.offset + len(data) + 1]
+            values = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+        else:
+            offsets = data.offsets.to_numpy()
+            flat = data.values
+            if flat.null_count:
+                raise CorruptInputError(f"{self._where}: the pixel lists hold null values")
+            values = flat.to_numpy(zero_copy_only=False)
+        return _Payload(offsets=offsets, values=values, valid=valid, row_starts=row_starts)
+
+    def _row_view(self, payload: _Payload) -> _Payload:
+        """Entries of this source's row (a row group may hold many rows)."""
+        first = int(payload.row_starts[self.row_in_group])
+        last = int(payload.row_starts[self.row_in_group + 1])
+        return _Payload(
+            offsets=payload.offsets[first : last + 1],
+            values=payload.values,
+            valid=payload.valid[first:last],
+            row_starts=payload.row_starts,
+        )
+
+    def __repr__(self) -> str:
+        return f"StructSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"

@@ -1,0 +1,161 @@
+"""Build OME-NGFF 0.4 / 0.5 metadata (axes, multiscales, omero) from :class:`ImageMeta`.
+
+Pure Python: no zarr import. Units are UDUNITS-2 names as NGFF requires
+(``µm`` / ``um`` / ``micron`` -> ``micrometer``); unknown units are left out.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import OmeArrowDaskError
+from ..meta import ImageMeta
+
+NGFF_VERSIONS = ("0.4", "0.5")
+"""NGFF versions this writer produces (0.4 on zarr v2, 0.5 on zarr v3)."""
+
+AXIS_NAMES = ("t", "c", "z", "y", "x")
+
+_UDUNITS = {
+    "µm": "micrometer",
+    "μm": "micrometer",
+    "um": "micrometer",
+    "micron": "micrometer",
+    "micrometer": "micrometer",
+    "nm": "nanometer",
+    "nanometer": "nanometer",
+    "pm": "picometer",
+    "picometer": "picometer",
+    "Å": "angstrom",
+    "angstrom": "angstrom",
+    "mm": "millimeter",
+    "millimeter": "millimeter",
+    "cm": "centimeter",
+    "centimeter": "centimeter",
+    "m": "meter",
+    "meter": "meter",
+}
+
+
+def udunits(unit: str | None) -> str | None:
+    """Map an OME unit symbol to its UDUNITS-2 name; None when unknown.
+
+    >>> udunits("µm"), udunits("um"), udunits("furlong")
+    ('micrometer', 'micrometer', None)
+    """
+    return None if unit is None else _UDUNITS.get(unit.strip())
+
+
+def check_version(version: str) -> str:
+    """Validate the NGFF version string.
+
+    >>> check_version("0.4")
+    '0.4'
+    """
+    version = str(version)
+    if version not in NGFF_VERSIONS:
+        raise OmeArrowDaskError(f"NGFF version must be one of {NGFF_VERSIONS}, got {version!r}")
+    return version
+
+
+def axes(meta: ImageMeta) -> list[dict[str, Any]]:
+    """NGFF ``axes`` for TCZYX, with space units from ``meta.physical_size``."""
+    ps = meta.physical_size
+    units = {"z": udunits(ps.z_unit), "y": udunits(ps.y_unit), "x": udunits(ps.x_unit)}
+    out: list[dict[str, Any]] = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
+    for name in "zyx":
+        entry: dict[str, Any] = {"name": name, "type": "space"}
+        if units[name] is not None:
+            entry["unit"] = units[name]
+        out.append(entry)
+    return out
+
+
+def base_scale(meta: ImageMeta) -> list[float]:
+    """Level-0 TCZYX scale: physical sizes where known, else 1."""
+    ps = meta.physical_size
+    return [1.0, 1.0, *(float(v) if v else 1.0 for v in (ps.z, ps.y, ps.x))]
+
+
+def level_transforms(meta: ImageMeta, level: int) -> list[dict[str, Any]]:
+    """Scale and translation of pyramid ``level`` (Y/X binned by ``2**level``).
+
+    The translation moves the first pixel's centre to the centre of the block of
+    level-0 pixels it summarises: ``(2**level - 1) / 2`` level-0 pixels.
+
+    >>> from ome_arrow_dask.meta import ImageMeta
+    >>> m = ImageMeta(shape=(1, 1, 1, 4, 4), dtype="u1", chunks=((1,), (1,), (1,), (4,), (4,)))
+    >>> level_transforms(m, 1)[0]["scale"], level_transforms(m, 1)[1]["translation"]
+    ([1.0, 1.0, 1.0, 2.0, 2.0], [0.0, 0.0, 0.0, 0.5, 0.5])
+    """
+    scale = base_scale(meta)
+    factor = 2**level
+    shift = (factor - 1) / 2
+    return [
+        {"type": "scale", "scale": [*scale[:3], scale[3] * factor, scale[4] * factor]},
+        {"type": "translation", "translation": [0.0, 0.0, 0.0, scale[3] * shift, scale[4] * shift]},
+    ]
+
+
+def _color_hex(rgba: int | None, index: int, n: int) -> str:
+    if rgba is not None:
+        return f"{(int(rgba) >> 8) & 0xFFFFFF:06X}"
+    if n == 1:
+        return "FFFFFF"
+    return ("FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00")[index % 6]
+
+
+def _window(dtype: np.dtype) -> dict[str, float]:
+    if dtype.kind in "ui":
+        info = np.iinfo(dtype)
+        low, high = float(info.min), float(info.max)
+    elif dtype.kind == "b":
+        low, high = 0.0, 1.0
+    else:
+        low, high = 0.0, 1.0
+    return {"min": low, "max": high, "start": low, "end": high}
+
+
+def omero(meta: ImageMeta) -> dict[str, Any]:
+    """NGFF ``omero`` rendering block: channel labels, hex colors, dtype-range windows."""
+    n = len(meta.channels)
+    channels = [
+        {
+            "label": ch.name,
+            "color": _color_hex(ch.color_rgba, i, n),
+            "window": _window(meta.dtype),
+            "active": True,
+            "coefficient": 1.0,
+            "family": "linear",
+            "inverted": False,
+        }
+        for i, ch in enumerate(meta.channels)
+    ]
+    rdefs = {"defaultT": 0, "defaultZ": meta.shape[2] // 2, "model": "color" if n > 1 else "greyscale"}
+    return {"name": meta.name or "image", "channels": channels, "rdefs": rdefs}
+
+
+def multiscales(meta: ImageMeta, paths: list[str], method: str, version: str) -> dict[str, Any]:
+    """One NGFF ``multiscales`` entry for the given level paths."""
+    entry: dict[str, Any] = {
+        "name": meta.name or "image",
+        "axes": axes(meta),
+        "datasets": [
+            {"path": path, "coordinateTransformations": level_transforms(meta, k)} for k, path in enumerate(paths)
+        ],
+        "type": method,
+        "metadata": {"method": f"ome_arrow_dask 2x {method} in y/x", "version": "1"},
+    }
+    if version == "0.4":
+        entry["version"] = "0.4"
+    return entry
+
+
+def group_attributes(meta: ImageMeta, paths: list[str], method: str, version: str) -> dict[str, Any]:
+    """The NGFF attributes of the image group (``ome`` key for 0.5, top-level for 0.4)."""
+    ngff = {"multiscales": [multiscales(meta, paths, method, version)], "omero": omero(meta)}
+    if version == "0.5":
+        return {"ome": {"version": "0.5", **ngff}}
+    return ngff

@@ -1,0 +1,470 @@
+"""OME-Zarr writer: NGFF 0.5 on zarr v3 (default) or NGFF 0.4 on zarr v2, crash-safe and resumable.
+
+Every zarr array is created up front; then one dask task per *unit* (a shard when
+sharded, else a chunk) computes its block, writes it through zarr and records a
+done-marker in the sibling ``<out>.progress/`` folder. Units never share a chunk or
+shard, so no two tasks read-modify-write the same key (the misaligned
+``da.to_zarr`` path loses data). Pyramid level ``k`` is computed unit by unit from
+the stored level ``k-1`` (2x mean in Y/X, or 2x stride for labels).
+
+Ordering (RELIABILITY.md §4.2): the group attribute
+``ome_arrow_dask = {"status": "in_progress", "fingerprint": ...}`` is written first;
+the NGFF ``multiscales`` / ``omero`` metadata and ``status: "complete"`` are written
+last, in one rewrite of the group metadata. ``resume=True`` keeps the units whose
+markers exist and refuses (:class:`~ome_arrow_dask.errors.InputChangedError`) when
+the fingerprint (source token, selection and every output parameter) differs.
+
+Odd Y/X sizes: level ``k`` has ``ceil(n / 2)`` pixels; the last row/column averages
+the pixels that exist (edge replication), so no input pixel is dropped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import zlib
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from dask.base import tokenize
+from dask.delayed import Delayed
+from dask.highlevelgraph import HighLevelGraph
+
+from ..errors import InputChangedError, OmeArrowDaskError
+from . import _ngff_meta
+
+if TYPE_CHECKING:
+    from ..core import OMEArrow
+
+__all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "write"]
+
+STATUS_KEY = "ome_arrow_dask"
+"""Group attribute holding ``{"status": ..., "fingerprint": ...}``."""
+
+_COMPRESSORS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none")
+Shape5 = tuple[int, int, int, int, int]
+
+
+@dataclass(frozen=True)
+class ZarrWriteOptions:
+    """Options of :func:`write` (validated on construction).
+
+    Parameters
+    ----------
+    chunks
+        TCZYX chunk shape; default ``(1, 1, min(Z, 16), min(Y, 512), min(X, 512))``.
+    levels
+        Number of pyramid levels (1 = full resolution only).
+    version
+        ``"0.5"`` (zarr v3) or ``"0.4"`` (zarr v2).
+    compressor, clevel
+        Blosc codec name (``"zstd"``, ``"lz4"``, ...) with bitshuffle, or ``"none"``.
+    shards
+        TCZYX shard shape (zarr v3 only); each a multiple of ``chunks``.
+    overwrite, resume
+        Replace an existing output; or finish an interrupted one with the same fingerprint.
+    progress
+        Show a :class:`dask.diagnostics.ProgressBar` (local schedulers).
+    """
+
+    chunks: tuple[int, ...] | None = None
+    levels: int = 1
+    version: str = "0.5"
+    compressor: str = "zstd"
+    clevel: int = 3
+    shards: tuple[int, ...] | None = None
+    overwrite: bool = False
+    resume: bool = False
+    progress: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "version", _ngff_meta.check_version(self.version))
+        if int(self.levels) < 1:
+            raise OmeArrowDaskError(f"levels must be >= 1, got {self.levels}")
+        if self.compressor not in _COMPRESSORS:
+            raise OmeArrowDaskError(f"compressor must be one of {_COMPRESSORS}, got {self.compressor!r}")
+        if not 0 <= int(self.clevel) <= 9:
+            raise OmeArrowDaskError(f"clevel must be 0..9, got {self.clevel}")
+        if self.overwrite and self.resume:
+            raise OmeArrowDaskError("pass either overwrite=True or resume=True, not both")
+        for name in ("chunks", "shards"):
+            value = getattr(self, name)
+            if value is not None:
+                value = tuple(int(v) for v in value)
+                if len(value) != 5 or min(value) < 1:
+                    raise OmeArrowDaskError(f"{name} must be 5 positive sizes (TCZYX), got {getattr(self, name)}")
+                object.__setattr__(self, name, value)
+        if self.shards is not None and self.version == "0.4":
+            raise OmeArrowDaskError("shards need zarr v3: use version='0.5'")
+
+
+@dataclass(frozen=True)
+class LevelLayout:
+    """Shape, chunk, shard and unit (one task) shape of one pyramid level."""
+
+    path: str
+    shape: Shape5
+    chunks: Shape5
+    shards: Shape5 | None
+
+    @property
+    def unit(self) -> Shape5:
+        """The region one task writes: a whole shard, else a whole chunk."""
+        return self.shards or self.chunks
+
+    @property
+    def grid(self) -> tuple[int, ...]:
+        """Number of units along each axis."""
+        return tuple(math.ceil(s / u) if s else 0 for s, u in zip(self.shape, self.unit, strict=True))
+
+    def region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
+        """The TCZYX slices of unit ``index`` (clipped at the array edge)."""
+        return tuple(slice(i * u, min((i + 1) * u, s)) for i, u, s in zip(index, self.unit, self.shape, strict=True))
+
+
+def _level_shape(shape: Shape5, level: int) -> Shape5:
+    t, c, z, y, x = shape
+    for _ in range(level):
+        y, x = -(-y // 2), -(-x // 2)
+    return (t, c, z, y, x)
+
+
+def _fit_shards(chunks: Shape5, wanted: tuple[int, ...], shards: tuple[int, ...], shape: Shape5) -> Shape5:
+    """Shards of one level: whole axis when the chunk was clipped, else at most the axis rounded up."""
+    out = []
+    for c, w, s, n in zip(chunks, wanted, shards, shape, strict=True):
+        out.append(c if c < w else c * max(1, min(s // c, math.ceil(n / c))))
+    return tuple(out)  # type: ignore[return-value]
+
+
+def level_layouts(shape: Shape5, opts: ZarrWriteOptions) -> list[LevelLayout]:
+    """Plan every pyramid level: shapes halve in Y/X (ceil); chunks and shards are clipped."""
+    _, _, z, y, x = shape
+    wanted = opts.chunks or (1, 1, min(z, 16), min(y, 512), min(x, 512))
+    if opts.shards is not None:
+        for size_c, size_s in zip(wanted, opts.shards, strict=True):
+            if size_s % size_c:
+                raise OmeArrowDaskError(f"shards {opts.shards} must be multiples of chunks {tuple(wanted)}")
+    layouts = []
+    for k in range(int(opts.levels)):
+        lshape = _level_shape(shape, k)
+        chunks = tuple(max(1, min(w, n)) for w, n in zip(wanted, lshape, strict=True))
+        shards = None if opts.shards is None else _fit_shards(chunks, wanted, opts.shards, lshape)  # type: ignore[arg-type]
+        layouts.append(LevelLayout(str(k), lshape, chunks, shards))  # type: ignore[arg-type]
+    return layouts
+
+
+# ---------------------------------------------------------------------- pixels
+def downsample(block: np.ndarray, method: str) -> np.ndarray:
+    """Bin Y/X by 2: ``"mean"`` (edge pixels of odd sizes average what exists) or ``"nearest"``.
+
+    Integer means are rounded half to even and keep the dtype.
+
+    >>> downsample(np.arange(9, dtype="u1").reshape(1, 1, 1, 3, 3), "mean")[0, 0, 0].tolist()
+    [[2, 4], [6, 8]]
+    """
+    if method == "nearest":
+        return np.ascontiguousarray(block[..., ::2, ::2])
+    ny, nx = block.shape[-2:]
+    if ny % 2 or nx % 2:
+        pad = ((0, 0),) * (block.ndim - 2) + ((0, ny % 2), (0, nx % 2))
+        block = np.pad(block, pad, mode="edge")
+    work = block.astype(np.result_type(block.dtype, np.float64))
+    lead = work.shape[:-2]
+    binned = work.reshape(*lead, work.shape[-2] // 2, 2, work.shape[-1] // 2, 2).mean(axis=(-3, -1))
+    if block.dtype.kind == "b":
+        return binned >= 0.5
+    if block.dtype.kind in "ui":
+        binned = np.rint(binned)
+    return binned.astype(block.dtype)
+
+
+@dataclass(frozen=True)
+class _Target:
+    """A picklable handle to one zarr array of the output (opened inside tasks)."""
+
+    root: str
+    path: str
+
+    def open(self) -> Any:
+        import zarr
+
+        array = zarr.open_array(store=self.root, path=self.path, mode="r+")
+        return array.with_config({"write_empty_chunks": True})
+
+
+def _atomic_write(path: str, text: str) -> None:
+    tmp = f"{path}.{os.getpid()}.{id(text)}.tmp"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _marker_path(progress_dir: str, level: str, index: tuple[int, ...]) -> str:
+    return os.path.join(progress_dir, level, ".".join(map(str, index)) + ".done")
+
+
+def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], marker: str, fingerprint: str) -> int:
+    """Write one unit, then its done-marker (data first, record after)."""
+    target.open()[region] = block
+    record = {"fingerprint": fingerprint, "crc32": zlib.crc32(np.ascontiguousarray(block).tobytes())}
+    _atomic_write(marker, json.dumps(record))
+    return 1
+
+
+def _downsample_unit(
+    previous: _Target, target: _Target, region: tuple[slice, ...], method: str, marker: str, fingerprint: str
+) -> int:
+    """Read the 2x region of the previous level, bin it, and store it as one unit."""
+    prev = previous.open()
+    src = tuple(slice(2 * s.start, min(2 * s.stop, prev.shape[i])) if i >= 3 else s for i, s in enumerate(region))
+    block = downsample(np.asarray(prev[src]), method)
+    return _store_unit(block, target, region, marker, fingerprint)
+
+
+# ---------------------------------------------------------------------- job state
+def read_status(out: str | os.PathLike[str]) -> dict[str, Any] | None:
+    """Return the ``ome_arrow_dask`` group attribute of ``out`` (None when absent or not zarr)."""
+    import zarr
+
+    try:
+        group = zarr.open_group(os.fspath(out), mode="r")
+    except Exception:  # not a zarr group (or unreadable): not ours
+        return None
+    status = dict(group.attrs).get(STATUS_KEY)
+    return status if isinstance(status, dict) else None
+
+
+def _fingerprint(image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        pkg = version("ome-arrow-dask")
+    except PackageNotFoundError:
+        pkg = "unknown"
+    params = {
+        "source": tokenize(image.source.token, image.selection),
+        "dtype": str(image.dtype),
+        "layouts": [asdict(layout) for layout in layouts],
+        "version": opts.version,
+        "compressor": [opts.compressor, int(opts.clevel)],
+        "package": pkg,
+    }
+    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _looks_like_zarr(path: str) -> bool:
+    return any(os.path.isfile(os.path.join(path, m)) for m in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def _remove_output(out: str, progress_dir: str) -> None:
+    if os.path.isdir(out) and os.listdir(out) and not _looks_like_zarr(out):
+        raise OmeArrowDaskError(f"{out} exists and is not a zarr store; refusing to delete it with overwrite=True")
+    if os.path.isfile(out):
+        raise OmeArrowDaskError(f"{out} is a file, not a zarr store; refusing to overwrite it")
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(progress_dir, ignore_errors=True)
+
+
+def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptions) -> str:
+    """Decide what to do with ``out``: ``"create"``, ``"resume"`` or ``"done"``; raise on conflicts."""
+    if not os.path.exists(out):
+        shutil.rmtree(progress_dir, ignore_errors=True)  # records without their output are stale
+        return "create"
+    if opts.overwrite:
+        _remove_output(out, progress_dir)
+        return "create"
+    status = read_status(out)
+    state = None if status is None else status.get("status")
+    if not opts.resume or status is None:
+        if state == "in_progress":
+            raise OmeArrowDaskError(
+                f"{out} holds an unfinished conversion: pass resume=True (CLI --resume) to finish it "
+                "or overwrite=True (CLI --overwrite) to start again"
+            )
+        raise OmeArrowDaskError(f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it")
+    if status.get("fingerprint") != fingerprint:
+        raise InputChangedError(
+            f"{out} was written from another input or with other parameters (fingerprint "
+            f"{str(status.get('fingerprint'))[:12]}... != {fingerprint[:12]}...); use overwrite=True to start again"
+        )
+    return "done" if state == "complete" else "resume"
+
+
+def _compressors(opts: ZarrWriteOptions) -> Any:
+    if opts.compressor == "none":
+        return None
+    if opts.version == "0.4":
+        import numcodecs
+
+        return numcodecs.Blosc(cname=opts.compressor, clevel=int(opts.clevel), shuffle=numcodecs.Blosc.BITSHUFFLE)
+    from zarr.codecs import BloscCodec
+
+    return [BloscCodec(cname=opts.compressor, clevel=int(opts.clevel), shuffle="bitshuffle")]
+
+
+def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
+    """Create the group (status in_progress), every level array, and ``job.json``."""
+    import zarr
+
+    opts: ZarrWriteOptions = job["opts"]
+    v3 = opts.version == "0.5"
+    status = {"status": "in_progress", "fingerprint": job["fingerprint"], "units": job["units"]}
+    zarr.open_group(out, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
+    for layout in layouts:
+        extra: dict[str, Any] = (
+            {"dimension_names": _ngff_meta.AXIS_NAMES, "shards": layout.shards}
+            if v3
+            else {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
+        )
+        zarr.create_array(
+            out,
+            name=layout.path,
+            shape=layout.shape,
+            chunks=layout.chunks,
+            dtype=image.dtype,
+            compressors=_compressors(opts),
+            fill_value=0,
+            zarr_format=3 if v3 else 2,
+            config={"write_empty_chunks": True},
+            **extra,
+        )
+    os.makedirs(progress_dir, exist_ok=True)
+    _atomic_write(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
+
+
+def _done_units(progress_dir: str, level: str, fingerprint: str) -> set[str]:
+    """Names of the units of ``level`` whose markers exist and carry ``fingerprint``."""
+    folder = os.path.join(progress_dir, level)
+    os.makedirs(folder, exist_ok=True)
+    done = set()
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if name.endswith(".tmp"):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+            continue
+        try:
+            with open(path, encoding="utf-8") as fh:
+                record = json.load(fh)
+        except (OSError, ValueError):
+            continue
+        if isinstance(record, dict) and record.get("fingerprint") == fingerprint:
+            done.add(name)
+    return done
+
+
+# ---------------------------------------------------------------------- graphs
+def _level_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], k: int, job: dict[str, Any]) -> Delayed | None:
+    """One task per unit of level ``k`` not yet done; None when nothing is left."""
+    from ..meta import regular_chunks
+
+    layout, progress_dir, fingerprint = layouts[k], job["progress_dir"], job["fingerprint"]
+    done = _done_units(progress_dir, layout.path, fingerprint)
+    target = _Target(out, layout.path)
+    name = f"ome-arrow-zarr-write-{tokenize(fingerprint, k)}"
+    layer: dict[Any, Any] = {}
+    dependencies = []
+    if k == 0:
+        blocks = image.to_dask().rechunk(regular_chunks(layout.shape, layout.unit))
+        dependencies.append(blocks)
+    for index in np.ndindex(*layout.grid):
+        marker = _marker_path(progress_dir, layout.path, index)
+        if os.path.basename(marker) in done:
+            continue
+        region = layout.region(index)
+        if k == 0:
+            task = (_store_unit, (blocks.name, *index), target, region, marker, fingerprint)
+        else:
+            previous = _Target(out, layouts[k - 1].path)
+            task = (_downsample_unit, previous, target, region, job["method"], marker, fingerprint)
+        layer[(name, *index)] = task
+    if not layer:
+        return None
+    final = f"{name}-total"
+    layer[final] = (sum, list(layer))
+    graph = HighLevelGraph.from_collections(final, layer, dependencies=dependencies)
+    return Delayed(final, graph)
+
+
+def _run(graph: Delayed, progress: bool) -> None:
+    if progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            graph.compute()
+    else:
+        graph.compute()
+
+
+def _finalize(out: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
+    """Check every unit has a record, then write NGFF metadata and status complete at once."""
+    import zarr
+
+    for layout in layouts:
+        done = _done_units(job["progress_dir"], layout.path, job["fingerprint"])
+        if len(done) != math.prod(layout.grid):
+            raise OmeArrowDaskError(
+                f"{out}: level {layout.path} has {len(done)} of {math.prod(layout.grid)} units recorded; "
+                "run again with resume=True"
+            )
+    opts: ZarrWriteOptions = job["opts"]
+    paths = [layout.path for layout in layouts]
+    attrs = _ngff_meta.group_attributes(image.meta, paths, job["method"], opts.version)
+    attrs[STATUS_KEY] = {"status": "complete", "fingerprint": job["fingerprint"], "units": job["units"]}
+    zarr.open_group(out, mode="r+").attrs.put(attrs)
+    shutil.rmtree(job["progress_dir"], ignore_errors=True)
+
+
+def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
+    """Write ``image`` as OME-Zarr to ``out``; return ``out``.
+
+    Options are the fields of :class:`ZarrWriteOptions` (``chunks``, ``levels``,
+    ``version``, ``compressor``, ``clevel``, ``shards``, ``overwrite``, ``resume``,
+    ``progress``). Runs on the current dask scheduler (threads by default, or a
+    ``distributed.Client``); each task writes whole chunks or shards.
+
+    Raises
+    ------
+    OmeArrowDaskError
+        When ``out`` exists (without ``overwrite`` / ``resume``) or options are invalid.
+    InputChangedError
+        With ``resume=True``, when ``out`` was started from another input or parameters.
+
+    Examples
+    --------
+    >>> import numpy as np, tempfile, os
+    >>> from ome_arrow_dask import OMEArrow
+    >>> path = os.path.join(tempfile.mkdtemp(), "img.ome.zarr")
+    >>> _ = OMEArrow(np.zeros((8, 8), "u1")).export("ome-zarr", out=path, levels=2)
+    >>> read_status(path)["status"]
+    'complete'
+    """
+    opts = ZarrWriteOptions(**options)
+    root = os.path.abspath(os.fspath(out))
+    layouts = level_layouts(image.shape, opts)  # type: ignore[arg-type]
+    job = {
+        "opts": opts,
+        "fingerprint": _fingerprint(image, layouts, opts),
+        "progress_dir": root.rstrip(os.sep) + ".progress",
+        "units": sum(math.prod(layout.grid) for layout in layouts),
+        "method": "nearest" if image.meta.image_type == "label" else "mean",
+    }
+    action = _prepare(root, job["progress_dir"], job["fingerprint"], opts)
+    if action == "done":
+        return out
+    if action == "create":
+        _create(root, job["progress_dir"], image, layouts, job)
+    for k in range(len(layouts)):
+        graph = _level_graph(image, root, layouts, k, job)
+        if graph is not None:
+            _run(graph, opts.progress)
+    _finalize(root, image, layouts, job)
+    return out

@@ -1,0 +1,91 @@
+"""Command line: ``main([...])`` in-process, exit codes and outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tifffile
+
+from ome_arrow_dask import OMEArrow
+from ome_arrow_dask.cli import main
+from ome_arrow_dask.writers.zarr import read_status
+
+
+@pytest.fixture
+def tiff(tmp_path, rng):
+    data = rng.integers(0, 4000, size=(2, 3, 40, 50)).astype("u2")  # C Z Y X
+    path = tmp_path / "cells.ome.tif"
+    tifffile.imwrite(path, data, ome=True, metadata={"axes": "CZYX", "PhysicalSizeX": 0.25, "PhysicalSizeY": 0.25})
+    return path, data[None]
+
+
+def test_info(tiff, capsys):
+    path, _ = tiff
+    assert main(["info", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "(1, 2, 3, 40, 50)" in out and "uint16" in out and "0.25" in out
+
+
+def test_explain_selection(tiff, capsys):
+    path, _ = tiff
+    assert main(["explain", str(path), "--c", "1", "--z", "0", "--z", "2", "--roi", "5,10,20,8"]) == 0
+    assert capsys.readouterr().out.strip()
+
+
+def test_convert_zarr_round_trip(tiff, tmp_path, capsys):
+    path, data = tiff
+    out = tmp_path / "out.ome.zarr"
+    argv = ["convert", str(path), str(out), "--chunks", "1,1,1,16,16", "--levels", "2", "--workers", "2"]
+    assert main(argv) == 0
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
+    assert read_status(out)["status"] == "complete"
+    capsys.readouterr()
+    assert main(argv) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert main([*argv, "--overwrite", "--ngff", "0.4", "--scheduler", "synchronous"]) == 0
+    assert main([*argv, "--ngff", "0.4", "--resume"]) == 0  # already complete: nothing to do
+
+
+def test_convert_dry_run_writes_nothing(tiff, tmp_path, capsys):
+    path, _ = tiff
+    out = tmp_path / "plan.zarr"
+    assert main(["convert", str(path), str(out), "--dry-run", "--levels", "2"]) == 0
+    text = capsys.readouterr().out
+    assert "level 1" in text and "write task" in text
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["info", "/nonexistent/x.tif"], "no such file"),
+        (["convert", "{src}", "{tmp}/out.n5"], "output format"),
+        (["convert", "{src}", "{tmp}/o.zarr", "--shards", "1,1,1,7,7"], "multiples"),
+        (["convert", "{src}", "{tmp}/o.zarr", "--scheduler", "bogus"], "--scheduler"),
+    ],
+)
+def test_errors_exit_2(tiff, tmp_path, capsys, argv, message):
+    path, _ = tiff
+    argv = [a.format(src=path, tmp=tmp_path) for a in argv]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err
+
+
+def test_usage_and_help(capsys):
+    assert main(["convert", "only-one-arg"]) == 2
+    assert main(["convert", "--help"]) == 0
+    assert "example" in capsys.readouterr().out
+    assert main(["convert", "a.tif", "b.zarr", "--chunks", "1,2"]) == 2
+
+
+def test_convert_on_distributed_processes(tiff, tmp_path):
+    distributed = pytest.importorskip("distributed")
+    path, data = tiff
+    out = tmp_path / "dist.ome.zarr"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
+        code = main(
+            ["convert", str(path), str(out), "--chunks", "1,1,1,16,16", "--scheduler", cluster.scheduler_address]
+        )
+    assert code == 0
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
