@@ -162,7 +162,9 @@ def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     if kind == "parquet":
         if args.resume or args.chunks or args.shards or args.levels != 1:
             raise OmeArrowDaskError("--resume, --chunks, --shards and --levels apply to .zarr outputs only")
-        return {"overwrite": True} if args.overwrite else {}
+        if os.path.exists(args.dst) and not args.overwrite:
+            raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it")
+        return {}
     return {
         "chunks": args.chunks,
         "shards": args.shards,

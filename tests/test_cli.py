@@ -89,3 +89,17 @@ def test_convert_on_distributed_processes(tiff, tmp_path):
         )
     assert code == 0
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
+
+
+def test_convert_to_parquet_reads_back_in_ome_arrow(tiff, tmp_path, capsys):
+    from ome_arrow import OMEArrowDataset
+
+    path, data = tiff
+    out = tmp_path / "copy.ome.parquet"
+    assert main(["convert", str(path), str(out)]) == 0
+    expected = data  # the pixels tifffile wrote, TCZYX
+    np.testing.assert_array_equal(OMEArrowDataset(str(out)).read_image(), expected)
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), expected)
+    assert main(["convert", str(path), str(out)]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert main(["convert", str(path), str(out), "--overwrite"]) == 0
