@@ -24,7 +24,7 @@ class SourceContract:
     """Base class: override :meth:`make_source`."""
 
     def make_source(self, tmp_path) -> tuple[Source, np.ndarray]:
-        raise NotImplementedError  # pragma: no cover - subclasses implement it
+        raise AssertionError("SourceContract subclasses must implement make_source(tmp_path)")
 
     @pytest.fixture
     def pair(self, tmp_path):

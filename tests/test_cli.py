@@ -80,7 +80,8 @@ def test_usage_and_help(capsys):
 
 
 def test_convert_on_distributed_processes(tiff, tmp_path):
-    distributed = pytest.importorskip("distributed")
+    import distributed
+
     path, data = tiff
     out = tmp_path / "dist.ome.zarr"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:

@@ -6,6 +6,8 @@ import json
 import warnings
 
 import numpy as np
+import ome_arrow.dataset as ome_dataset
+import ome_arrow.ingest as ome_ingest
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -13,9 +15,6 @@ import pytest
 from ome_arrow_dask import OMEArrow
 from ome_arrow_dask.arrow_schema import OME_ARROW_BYTE_STRUCT, OME_ARROW_STRUCT
 from ome_arrow_dask.errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError, UnsafePathError
-
-ome_ingest = pytest.importorskip("ome_arrow.ingest")
-ome_dataset = pytest.importorskip("ome_arrow.dataset")
 
 ARR = np.random.default_rng(3).integers(0, 5000, (1, 2, 3, 20, 24)).astype(np.uint16)
 

@@ -6,17 +6,16 @@ import datetime as dt
 import warnings
 
 import numpy as np
+import ome_arrow
 import pyarrow.parquet as pq
 import pytest
+from ome_arrow.dataset import OMEArrowDataset, write_ome_arrow_dataset
+from ome_arrow.export import to_numpy, to_ome_parquet
+from ome_arrow.ingest import from_numpy, from_ome_parquet
 
 from ome_arrow_dask import OMEArrow
 from ome_arrow_dask.meta import Channel, PhysicalSize
 from ome_arrow_dask.sources.base import MetaOverride
-
-ome_arrow = pytest.importorskip("ome_arrow")
-from ome_arrow.dataset import OMEArrowDataset, write_ome_arrow_dataset  # noqa: E402
-from ome_arrow.export import to_numpy, to_ome_parquet  # noqa: E402
-from ome_arrow.ingest import from_numpy, from_ome_parquet  # noqa: E402
 
 SHAPES = {
     "2D": ((13, 21), "YX"),

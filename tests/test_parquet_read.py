@@ -5,6 +5,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+import ome_arrow.dataset as ome_dataset
+import ome_arrow.export as ome_export
+import ome_arrow.ingest as ome_ingest
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -15,10 +18,6 @@ from ome_arrow_dask.arrow_schema import OME_ARROW_BYTE_STRUCT, OME_ARROW_STRUCT
 from ome_arrow_dask.sources import open_source
 from ome_arrow_dask.sources import parquet as pqsrc
 from ome_arrow_dask.sources._parquet_struct import clear_payload_cache
-
-ome_ingest = pytest.importorskip("ome_arrow.ingest")
-ome_export = pytest.importorskip("ome_arrow.export")
-ome_dataset = pytest.importorskip("ome_arrow.dataset")
 
 SHAPE = (2, 3, 5, 19, 23)
 

@@ -7,12 +7,11 @@ import threading
 
 import numpy as np
 import pytest
+import torch
 from counting import CountingSource
 
 from ome_arrow_dask import LayoutError, LazyTensorView, OMEArrow, SelectionError, TensorView
 from ome_arrow_dask.errors import OmeArrowDaskError
-
-torch = pytest.importorskip("torch", reason="torch==2.13.0 (CPU) is installed by .ci/run")
 
 
 @pytest.fixture
