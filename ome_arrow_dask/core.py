@@ -31,7 +31,7 @@ from .selection import (
     selection_shape,
 )
 from .sources import open_source
-from .sources.base import ArraySource, Source
+from .sources.base import ArraySource, MetaOverride, Source
 
 
 def _is_source(obj: object) -> bool:
@@ -108,7 +108,7 @@ class OMEArrow:
         else:
             source = ArraySource(data, dim_order, chunks=chunks)
         if image_type is not None:
-            source = _with_meta(source, source.meta.replace(image_type=image_type))
+            source = MetaOverride(source, source.meta.replace(image_type=image_type))
         selection = data._selection if isinstance(data, OMEArrow) else full_selection(source.meta.shape)
         steps = data._steps if isinstance(data, OMEArrow) else ()
         self._init_plan(source, selection, steps, tcz)
@@ -310,10 +310,8 @@ class OMEArrow:
 
     def astype(self, dtype: Any) -> OMEArrow:
         """Return a lazy plan whose pixels are cast to ``dtype`` when read."""
-        from .sources.base import ArraySource as _ArraySource
-
         array = self.to_dask().astype(dtype)
-        source = _ArraySource(array, "TCZYX", meta=self.meta.replace(dtype=np.dtype(dtype)))
+        source = ArraySource(array, "TCZYX", meta=self.meta.replace(dtype=np.dtype(dtype)))
         return self._from_plan(source, full_selection(array.shape), self._steps, self.tcz)
 
     # ------------------------------------------------------------------ display
@@ -327,10 +325,3 @@ class OMEArrow:
     def __repr__(self) -> str:
         lazy = "lazy" if self.is_lazy else "in memory"
         return f"OMEArrow(shape={self.shape}, dtype={self.dtype}, {lazy}, source={self._source.describe()!r})"
-
-
-def _with_meta(source: Source, meta: ImageMeta) -> Source:
-    """Wrap ``source`` so it reports ``meta`` (descriptor changes only)."""
-    from .sources.base import MetaOverride
-
-    return MetaOverride(source, meta)
