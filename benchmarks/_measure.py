@@ -26,3 +26,35 @@ def peak_rss_mib() -> float:
 def ratio(ours: dict[str, float], baseline: dict[str, float], key: str = "median_s") -> float:
     """ours / baseline for ``key`` (below 1 means we are faster)."""
     return ours[key] / baseline[key] if baseline[key] else float("inf")
+
+
+def peak_rss_delta_mib(func: Callable[[], object], interval_s: float = 0.002) -> tuple[object, float]:
+    """Run ``func``; return its result and the peak RSS above the starting RSS, in MiB.
+
+    A background thread samples this process's RSS (psutil) every ``interval_s``, so
+    cases run one after another in one process each get their own peak.
+    """
+    import threading
+
+    import psutil
+
+    process = psutil.Process()
+    start = process.memory_info().rss
+    peak = start
+    done = threading.Event()
+
+    def sample() -> None:
+        nonlocal peak
+        while not done.is_set():
+            peak = max(peak, process.memory_info().rss)
+            done.wait(interval_s)
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
+    try:
+        result = func()
+    finally:
+        done.set()
+        sampler.join()
+    peak = max(peak, process.memory_info().rss)
+    return result, (peak - start) / 2**20

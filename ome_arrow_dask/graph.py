@@ -13,28 +13,37 @@ from dask.base import tokenize
 from dask.highlevelgraph import HighLevelGraph
 
 from .errors import CorruptInputError
-from .lowering import ChunkSelection, ReadPlan, lower
+from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
 from .sources.base import ChunkCoords, Source, chunk_slices
 
+__all__ = ["build_array", "plan_reads", "read_block", "take_orthogonal"]
 
-def take_orthogonal(block: np.ndarray, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
-    """Apply per-axis slices and index lists independently (outer indexing).
 
-    >>> take_orthogonal(np.arange(12).reshape(3, 4), (slice(0, 2), (3, 0))).tolist()
-    [[3, 0], [7, 4]]
-    """
-    basic = tuple(s if isinstance(s, slice) else slice(None) for s in selection)
-    out = block[basic]
-    for axis, index in enumerate(selection):
-        if not isinstance(index, slice):
-            out = np.take(out, index, axis=axis)
-    return out
+def _selected_shape(chunk_shape: tuple[int, ...], selection: tuple[ChunkSelection, ...]) -> tuple[int, ...]:
+    return tuple(
+        len(range(n)[s]) if isinstance(s, slice) else len(s) for n, s in zip(chunk_shape, selection, strict=True)
+    )
 
 
 def read_block(source: Source, chunk_coords: ChunkCoords, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
-    """Read one source chunk, check it matches the grid, and keep ``selection`` of it."""
+    """Read one source chunk, check it matches the grid, and keep ``selection`` of it.
+
+    Sources with a ``read_region(chunk_coords, selection)`` method (e.g. TIFF stacks,
+    which decode only the pages a selection touches) return the selected part directly.
+    """
     meta = source.meta
+    read_region = getattr(source, "read_region", None)
+    if read_region is not None:
+        chunk_shape = tuple(s.stop - s.start for s in chunk_slices(meta, chunk_coords))
+        block = read_region(chunk_coords, selection)
+        expected = _selected_shape(chunk_shape, selection)
+        if block.shape != expected or block.dtype != meta.dtype:
+            raise CorruptInputError(
+                f"{source.describe()}: chunk {chunk_coords} region decoded to shape {block.shape} dtype "
+                f"{block.dtype}, expected shape {expected} dtype {meta.dtype}"
+            )
+        return block
     block = source.read_chunk(chunk_coords)
     expected = tuple(s.stop - s.start for s in chunk_slices(meta, chunk_coords))
     if block.shape != expected or block.dtype != meta.dtype:
@@ -57,8 +66,8 @@ def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome
     name = f"{name_prefix}-{token}"
     source_key = f"ome-arrow-source-{token}"
     graph: dict[object, object] = {source_key: source}
-    for block in plan.blocks():
-        graph[(name, *block.out_block)] = (read_block, source_key, block.chunk_coords, block.chunk_selection)
+    for out_block, chunk_coords, chunk_selection in plan.block_tuples():
+        graph[(name, *out_block)] = (read_block, source_key, chunk_coords, chunk_selection)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
     meta = np.empty((0,) * 5, dtype=source.meta.dtype)
     return da.Array(hlg, name, chunks=plan.out_chunks, dtype=source.meta.dtype, meta=meta)

@@ -14,6 +14,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import accumulate
 
+import numpy as np
+
 from .selection import AxisIndex, Selection
 
 ChunkSelection = slice | tuple[int, ...]
@@ -124,13 +126,17 @@ class ReadPlan:
 
     def blocks(self) -> Iterator[BlockRead]:
         """Yield one :class:`BlockRead` per output block, in C order."""
-        enumerated = [list(enumerate(axis)) for axis in self.pieces]
-        for combo in itertools.product(*enumerated):
-            yield BlockRead(
-                out_block=tuple(i for i, _ in combo),
-                chunk_coords=tuple(p.chunk_index for _, p in combo),
-                chunk_selection=tuple(p.chunk_selection for _, p in combo),
-            )
+        for out_block, chunk_coords, chunk_selection in self.block_tuples():
+            yield BlockRead(out_block, chunk_coords, chunk_selection)
+
+    def block_tuples(self) -> Iterator[tuple[tuple[int, ...], tuple[int, ...], tuple[ChunkSelection, ...]]]:
+        """Like :meth:`blocks` as plain ``(out_block, chunk_coords, chunk_selection)`` tuples (graph building)."""
+        per_axis = [
+            [(i, p.chunk_index, p.chunk_selection) for i, p in enumerate(axis)] for axis in self.pieces
+        ]
+        for combo in itertools.product(*per_axis):
+            out_block, chunk_coords, chunk_selection = zip(*combo, strict=True)
+            yield out_block, chunk_coords, chunk_selection
 
 
 def lower(selection: Selection, source_chunks: Sequence[Sequence[int]]) -> ReadPlan:
@@ -143,3 +149,17 @@ def lower(selection: Selection, source_chunks: Sequence[Sequence[int]]) -> ReadP
     chunks = tuple(tuple(int(c) for c in axis) for axis in source_chunks)
     pieces = tuple(lower_axis(index, axis) for index, axis in zip(selection, chunks, strict=True))
     return ReadPlan(pieces=pieces, source_chunks=chunks)
+
+
+def take_orthogonal(block: np.ndarray, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
+    """Apply per-axis slices and index lists independently (outer indexing).
+
+    >>> take_orthogonal(np.arange(12).reshape(3, 4), (slice(0, 2), (3, 0))).tolist()
+    [[3, 0], [7, 4]]
+    """
+    basic = tuple(s if isinstance(s, slice) else slice(None) for s in selection)
+    out = block[basic]
+    for axis, index in enumerate(selection):
+        if not isinstance(index, slice):
+            out = np.take(out, index, axis=axis)
+    return out

@@ -154,7 +154,7 @@ def test_scan_reads_one_header_and_validate_reads_all(tmp_path, monkeypatch):
     write_grid(tmp_path / "d", plane_name, (1, 1, 12, 1, 1), (5, 7))
     calls = []
     original = S.read_header
-    monkeypatch.setattr(S, "read_header", lambda path: calls.append(path) or original(path))
+    monkeypatch.setattr(S, "read_header", lambda path, **kw: calls.append(path) or original(path, **kw))
     OMEArrow.scan(tmp_path / "d", pattern="img_z{z}.tif")
     assert len(calls) == 1
     OMEArrow.scan(tmp_path / "d", pattern="img_z{z}.tif", validate=True)
@@ -340,3 +340,139 @@ def test_examplehuman_sample_has_three_channels(samples_dir):
     assert img.shape[:3] == (1, 3, 1)
     expected = np.stack([tifffile.imread(folder / f"AS_09125_050116030001_D03f00d{c}.tif") for c in range(3)])
     np.testing.assert_array_equal(img.to_numpy()[0, :, 0], expected)
+
+
+# --------------------------------------------------------------------------- page-level reads
+def _spy_page_reads(monkeypatch):
+    """Record (file name, pages) of every tifffile decode; pages None means the whole series."""
+    calls = []
+    original_asarray = tifffile.TiffFile.asarray
+    original_series = tifffile.TiffPageSeries.asarray
+
+    def file_asarray(self, key=None, **kwargs):
+        if key is not None:  # a whole-series decode goes through TiffPageSeries.asarray, recorded there
+            calls.append((os.path.basename(self.filename), tuple(key)))
+        return original_asarray(self, key=key, **kwargs)
+
+    def series_asarray(self, *args, **kwargs):
+        calls.append((os.path.basename(self.parent.filehandle.path), None))
+        return original_series(self, *args, **kwargs)
+
+    monkeypatch.setattr(tifffile.TiffFile, "asarray", file_asarray)
+    monkeypatch.setattr(tifffile.TiffPageSeries, "asarray", series_asarray)
+    return calls
+
+
+@pytest.fixture
+def zstack_files(tmp_path):
+    """2 T x 2 C files of ZYX (5, 16, 12) uint16; each voxel encodes its (t, c, z, y, x)."""
+    t, c, z, y, x = np.indices((2, 2, 5, 16, 12))
+    full = (t * 10000 + c * 1000 + z * 100 + y * 10 + x % 10).astype(np.uint16)
+    folder = tmp_path / "zs"
+    folder.mkdir()
+    for ti, ci in itertools.product(range(2), range(2)):
+        tifffile.imwrite(folder / f"img_t{ti}_c{ci}.tif", full[ti, ci], metadata={"axes": "ZYX"})
+    return folder, full
+
+
+@pytest.mark.parametrize(
+    ("z_indices", "roi", "pages"),
+    [
+        ([3], (2, 9, 1, 7), {(3,)}),
+        ([4, 1], None, {(4, 1), (1, 4)}),
+        (None, (0, 12, 0, 16), None),  # all pages: the whole series in one decode
+    ],
+)
+def test_a_selection_decodes_only_the_pages_it_touches(zstack_files, monkeypatch, z_indices, roi, pages):
+    folder, full = zstack_files
+    img = OMEArrow.scan(folder, pattern="img_t{t}_c{c}.tif")
+    assert img.source.layout.n_pages == 5
+    calls = _spy_page_reads(monkeypatch)
+    sel = img.slice_lazy(*(roi or (0, 12, 0, 16)), t_indices=[1], z_indices=z_indices)
+    got = sel.to_numpy()
+    z = sorted(set(z_indices)) if z_indices else list(range(5))
+    x0, x1, y0, y1 = roi or (0, 12, 0, 16)
+    np.testing.assert_array_equal(got, full[1:2][:, :, z][..., y0:y1, x0:x1])
+    n_read = len(z_indices) if z_indices else 5
+    assert f"decodes {n_read} of 5 pages" in sel.explain()
+    assert sorted(name for name, _ in calls) == ["img_t1_c0.tif", "img_t1_c1.tif"]  # one decode per file
+    if pages is None:
+        assert all(key is None for _, key in calls)
+    else:
+        assert all(key in pages for _, key in calls)
+
+
+def test_unsorted_repeated_page_selection_matches_numpy(zstack_files):
+    folder, full = zstack_files
+    img = OMEArrow.scan(folder, pattern="img_t{t}_c{c}.tif")
+    view = img.tensor_view(t=1, c=0, z=[4, 0, 2], layout="ZYX")
+    np.testing.assert_array_equal(view.to_numpy(), full[1, 0, [4, 0, 2]])
+    strided = img.to_dask()[:, :, 1::2, 3:9]
+    np.testing.assert_array_equal(strided.compute(), full[:, :, 1::2, 3:9])
+
+
+def test_pages_across_two_file_axes(tmp_path, monkeypatch):
+    """ImageJ hyperstack files TZYX: a (t, z) selection maps to page t * Z + z."""
+    rng = np.random.default_rng(3)
+    data = [rng.integers(0, 4000, size=(3, 4, 8, 8), dtype=np.uint16) for _ in range(2)]
+    for c, d in enumerate(data):
+        tifffile.imwrite(tmp_path / f"w{c}.tif", d, imagej=True, metadata={"axes": "TZYX"})
+    img = OMEArrow.scan(tmp_path, pattern="w{c}.tif")
+    assert img.shape == (3, 2, 4, 8, 8)
+    calls = _spy_page_reads(monkeypatch)
+    got = img.slice_lazy(0, 8, 0, 8, t_indices=[2], z_indices=[1, 3]).to_numpy()
+    np.testing.assert_array_equal(got[0, 1], data[1][2, [1, 3]])
+    assert {key for _, key in calls} == {(2 * 4 + 1, 2 * 4 + 3)}
+
+
+def test_rgb_files_are_read_whole_and_keep_their_samples(tmp_path):
+    rgb = np.random.default_rng(1).integers(0, 255, size=(2, 6, 7, 3), dtype=np.uint8)
+    for z in range(2):
+        tifffile.imwrite(tmp_path / f"rgb_z{z}.tif", rgb[z], photometric="rgb")
+    img = OMEArrow.scan(tmp_path, pattern="rgb_z{z}.tif")
+    assert img.source.layout.n_pages == 1
+    got = img.slice_lazy(1, 5, 0, 6, c_indices=[2], z_indices=[1]).to_numpy()
+    np.testing.assert_array_equal(got[0, 0, 0], rgb[1, 0:6, 1:5, 2])
+
+
+def test_a_shorter_file_fails_before_its_pages_are_read(zstack_files):
+    folder, full = zstack_files
+    tifffile.imwrite(folder / "img_t1_c1.tif", full[1, 1, :3], metadata={"axes": "ZYX"}, photometric="minisblack")
+    img = OMEArrow.scan(folder, pattern="img_t{t}_c{c}.tif")
+    with pytest.raises(InconsistentInputError, match=r"img_t1_c1\.tif: shape \(3, 16, 12\)"):
+        img.tensor_view(t=1, c=1, z=0).to_numpy()
+
+
+# --------------------------------------------------------------------------- physical sizes
+def test_physical_sizes_come_from_the_first_files_imagej_metadata(tmp_path):
+    for z in range(3):
+        tifffile.imwrite(
+            tmp_path / f"p_z{z}.tif",
+            np.zeros((2, 5, 6), np.uint16),
+            imagej=True,
+            resolution=(1 / 0.25, 1 / 0.5),
+            metadata={"axes": "ZYX", "spacing": 2.5, "unit": "um"},
+        )
+    meta = OMEArrow.scan(tmp_path, pattern="p_z{z}.tif").meta
+    ps = meta.physical_size
+    assert (ps.x, ps.y, ps.z) == pytest.approx((0.25, 0.5, 2.5))
+    assert ps.x_unit == "µm"
+    assert meta.name == tmp_path.name
+
+
+def test_physical_sizes_come_from_the_first_files_ome_xml(tmp_path):
+    for c in range(2):
+        tifffile.imwrite(
+            tmp_path / f"o_c{c}.ome.tif",
+            np.zeros((4, 5), np.uint16),
+            metadata={"axes": "YX", "PhysicalSizeX": 0.65, "PhysicalSizeY": 0.7},
+        )
+    ps = OMEArrow.scan(tmp_path, pattern="o_c{c}.ome.tif").meta.physical_size
+    assert (ps.x, ps.y) == pytest.approx((0.65, 0.7))
+
+
+def test_plain_tiff_has_no_physical_size(tmp_path):
+    for z in range(2):
+        tifffile.imwrite(tmp_path / f"q_z{z}.tif", np.zeros((4, 5), np.uint8), resolution=(72, 72))
+    ps = OMEArrow.scan(tmp_path, pattern="q_z{z}.tif").meta.physical_size
+    assert (ps.x, ps.y, ps.z) == (None, None, None)

@@ -13,6 +13,7 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import DimOrderError, OmeArrowDaskError
+from ..lowering import ChunkSelection, take_orthogonal
 from ..meta import AXES, ImageMeta, check_dtype
 
 ChunkCoords = tuple[int, int, int, int, int]
@@ -257,6 +258,13 @@ class MetaOverride:
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Delegate to the wrapped source."""
         return self.inner.read_chunk(chunk_coords)
+
+    def read_region(self, chunk_coords: ChunkCoords, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
+        """Forward partial reads to sources that support them (e.g. TIFF stacks' pages)."""
+        region = getattr(self.inner, "read_region", None)
+        if region is None:
+            return take_orthogonal(self.inner.read_chunk(chunk_coords), selection)
+        return region(chunk_coords, selection)
 
     def describe(self) -> str:
         """The wrapped source's description."""

@@ -613,7 +613,7 @@ def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
     >>> g.shape, g.missing[:2], [n for _, n in g.files][:4]
     ((1, 1, 11, 1, 1), ((0, 0, 3, 0, 0), (0, 0, 4, 0, 0)), ['z0.tif', 'z1.tif', 'z2.tif', 'z10.tif'])
     """
-    matched = pattern.match(natural_sorted(names))
+    matched = pattern.match(sorted(names))  # plain sort: deterministic; positions order the files
     if not matched:
         raise PatternError(f"no files match {pattern.text!r}")
     axes, placed = _positions(pattern, matched)

@@ -14,11 +14,13 @@ numeric values keep the letters before (or after) them: ``C<111,222>`` gives ``C
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 import numpy as np
 from dask.base import tokenize
@@ -32,9 +34,12 @@ from ..errors import (
     UnsafePathError,
 )
 from ..limits import check_chunk_grid, check_declared_bytes
-from ..meta import AXES, Channel, ImageMeta, check_dtype
+from ..lowering import ChunkSelection, take_orthogonal
+from ..meta import AXES, Channel, ImageMeta, PhysicalSize, check_dtype
+from . import _ome_xml
 from .base import ChunkCoords
 from .patterns import FileGrid, Pattern, detect_syntax, grid_for
+from .tiff import imagej_physical_size
 
 MISSING_POLICIES = ("error", "zeros")
 VALIDATE_WORKERS = 8
@@ -44,12 +49,17 @@ _FILE_AXIS = {"T": "T", "C": "C", "S": "C", "Z": "Z", "Q": "Z", "I": "Z", "Y": "
 
 @dataclass(frozen=True)
 class FileLayout:
-    """How a file's series (tifffile axes and shape) becomes a 5-D TCZYX block."""
+    """How a file's series (tifffile axes and shape) becomes a 5-D TCZYX block.
+
+    ``page_ndim`` is the number of trailing axes one TIFF page holds (2 for YX, 3 for
+    YXS) when every page is one plane of the series, else 0 (pages not addressable).
+    """
 
     axes: str
     shape: tuple[int, ...]
     dtype: np.dtype
     targets: tuple[str | None, ...]
+    page_ndim: int = 0
 
     @property
     def block_shape(self) -> tuple[int, int, int, int, int]:
@@ -67,8 +77,71 @@ class FileLayout:
         order = sorted(range(len(kept)), key=lambda k: AXES.index(self.targets[kept[k]]))  # type: ignore[arg-type]
         return squeezed.transpose(order).reshape(self.block_shape)
 
+    @property
+    def n_pages(self) -> int:
+        """Pages in one file (1 when pages are not addressable)."""
+        return math.prod(self.shape[: len(self.shape) - self.page_ndim]) if self.page_ndim else 1
 
-def file_layout(where: str, axes: str, shape: Sequence[int], dtype: object) -> FileLayout:
+    def pages_for(self, selection: tuple[ChunkSelection, ...]) -> PageRead | None:
+        """The pages a block selection touches, or None when it needs every page.
+
+        >>> layout = file_layout("a.tif", "ZYX", (4, 8, 8), "u2", page_ndim=2)
+        >>> sel = (slice(0, 1, 1), slice(0, 1, 1), (3, 1), slice(0, 8, 1), slice(2, 4, 1))
+        >>> read = layout.pages_for(sel)
+        >>> read.pages, read.layout.block_shape, read.remaining[2:]
+        ((3, 1), (1, 1, 2, 8, 8), (slice(None, None, None), slice(0, 8, 1), slice(2, 4, 1)))
+        """
+        if not self.page_ndim or self.n_pages == 1:
+            return None
+        n_lead = len(self.shape) - self.page_ndim
+        per_axis: list[list[int]] = []
+        remaining = list(selection)
+        for n, target in zip(self.shape[:n_lead], self.targets[:n_lead], strict=True):
+            if target is None:
+                per_axis.append([0])
+                continue
+            k = AXES.index(target)
+            index = selection[k]
+            per_axis.append(list(range(n)[index]) if isinstance(index, slice) else [int(i) for i in index])
+            remaining[k] = slice(None)
+        picked = [len(v) for v in per_axis]
+        if math.prod(picked) == self.n_pages:
+            return None
+        grid = np.ix_(*per_axis) if per_axis else ()
+        pages = np.ravel_multi_index(grid, self.shape[:n_lead]).ravel()
+        sub = FileLayout(self.axes, (*picked, *self.shape[n_lead:]), self.dtype, self.targets, self.page_ndim)
+        return PageRead(tuple(int(p) for p in pages), sub, tuple(remaining))
+
+
+@dataclass(frozen=True)
+class PageRead:
+    """Pages to read from one file, the layout of what they decode to, and what is left to select."""
+
+    pages: tuple[int, ...]
+    layout: FileLayout
+    remaining: tuple[ChunkSelection, ...]
+
+
+class FileTable(NamedTuple):
+    """Per grid position: file name (None where missing), size and mtime (ns) at scan time."""
+
+    names: np.ndarray
+    sizes: np.ndarray
+    mtimes: np.ndarray
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """What one TIFF's first IFD tells: series axes, shape, dtype, page shape, physical sizes."""
+
+    axes: str
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    page_ndim: int
+    physical_size: PhysicalSize
+
+
+def file_layout(where: str, axes: str, shape: Sequence[int], dtype: object, page_ndim: int = 0) -> FileLayout:
     """Map tifffile series axes to TCZYX: S (samples) -> C, Q/I (pages) -> Z, size-1 extras dropped.
 
     >>> file_layout("a.tif", "QYX", (3, 4, 5), "u2").block_shape
@@ -85,17 +158,48 @@ def file_layout(where: str, axes: str, shape: Sequence[int], dtype: object) -> F
     kept = [t for t in targets if t is not None]
     if len(set(kept)) != len(kept):
         raise InconsistentInputError(f"{where}: file axes {axes} {tuple(shape)} put two axes on one of TCZYX")
-    return FileLayout(axes, tuple(int(n) for n in shape), check_dtype(dtype), tuple(targets))
+    return FileLayout(axes, tuple(int(n) for n in shape), check_dtype(dtype), tuple(targets), page_ndim)
 
 
-def read_header(path: str) -> tuple[str, tuple[int, ...], np.dtype]:
-    """Axes, shape and dtype of a TIFF's first series; reads no pixels (OME references not followed)."""
+def _page_ndim(series: Any, shape: tuple[int, ...]) -> int:
+    """Trailing axes per page when each page is one plane of the series, else 0."""
+    page_shape = tuple(int(n) for n in series.keyframe.shape)
+    k = len(page_shape)
+    if not k or k > len(shape) or shape[len(shape) - k :] != page_shape:
+        return 0
+    n_pages = math.prod(shape[: len(shape) - k])
+    return k if n_pages == len(series.pages) else 0
+
+
+def _first_file_physical(tif: Any, where: str) -> PhysicalSize:
+    """Pixel sizes from a file's OME-XML or ImageJ tags (plain TIFF resolutions are DPI, not used)."""
+    description = tif.pages.first.description or ""
+    if "<OME" in description[:4096]:
+        image = _ome_xml.parse_image(_ome_xml.parse_root(description, where), 0, where)
+        return image.physical_size if image is not None else PhysicalSize()
+    if tif.is_imagej:
+        return imagej_physical_size(tif)
+    return PhysicalSize()
+
+
+def read_header(path: str, *, physical: bool = False) -> FileHeader:
+    """Read a TIFF's first series header (no pixels; OME references not followed).
+
+    ``physical=True`` also reads pixel sizes from its OME-XML or ImageJ metadata.
+    """
     import tifffile
 
     try:
         with tifffile.TiffFile(path, is_ome=False) as tif:
             series = tif.series[0]
-            return series.axes, tuple(int(n) for n in series.shape), np.dtype(series.dtype)
+            shape = tuple(int(n) for n in series.shape)
+            return FileHeader(
+                series.axes,
+                shape,
+                np.dtype(series.dtype),
+                _page_ndim(series, shape),
+                _first_file_physical(tif, path) if physical else PhysicalSize(),
+            )
     except OmeArrowDaskError:
         raise
     except Exception as exc:
@@ -170,9 +274,9 @@ def _validate_headers(root: str, names: np.ndarray, layout: FileLayout) -> None:
     present = [n for n in names.ravel() if n is not None]
 
     def check(name: str) -> str | None:
-        axes, shape, dtype = read_header(os.path.join(root, name))
-        if shape != layout.shape or check_dtype(dtype) != layout.dtype:
-            return f"{name}: shape {shape} {dtype} ({axes})"
+        header = read_header(os.path.join(root, name))
+        if header.shape != layout.shape or check_dtype(header.dtype) != layout.dtype:
+            return f"{name}: shape {header.shape} {header.dtype} ({header.axes})"
         return None
 
     with ThreadPoolExecutor(max_workers=VALIDATE_WORKERS) as pool:
@@ -212,21 +316,30 @@ def open_stack(path: str, pattern: str | None = None, *, missing: str = "error",
     root_real = os.path.realpath(root)
     names, sizes, mtimes = _fingerprints(grid, entries, root_real)
     first = os.path.join(root, grid.files[0][1])
-    layout = file_layout(first, *read_header(first))
+    header = read_header(first, physical=True)
+    layout = file_layout(first, header.axes, header.shape, header.dtype, header.page_ndim)
     check_declared_bytes(first, int(np.prod(layout.shape)) * layout.dtype.itemsize, int(sizes[grid.files[0][0]]))
     if validate:
         _validate_headers(root, names, layout)
-    return StackSource(root, text, compiled.syntax, grid, names, sizes, mtimes, layout)
+    files = FileTable(names, sizes, mtimes)
+    return StackSource(root, text, compiled.syntax, grid, files, layout, header.physical_size)
 
 
-def _stack_meta(root: str, grid: FileGrid, layout: FileLayout) -> ImageMeta:
+def _stack_meta(root: str, grid: FileGrid, layout: FileLayout, physical: PhysicalSize) -> ImageMeta:
     block = layout.block_shape
     shape = tuple(g * b for g, b in zip(grid.shape, block, strict=True))
     check_chunk_grid(root, shape, block, layout.dtype)
     chunks = tuple((b,) * g for g, b in zip(grid.shape, block, strict=True))
     names = grid.channel_names()
     channels = tuple(Channel(name=n, id=f"ch-{i}") for i, n in enumerate(names)) if names and block[1] == 1 else ()
-    return ImageMeta(shape=shape, dtype=layout.dtype, chunks=chunks, channels=channels)  # type: ignore[arg-type]
+    return ImageMeta(
+        shape=shape,  # type: ignore[arg-type]
+        dtype=layout.dtype,
+        chunks=chunks,
+        channels=channels,
+        physical_size=physical,
+        name=os.path.basename(os.path.abspath(root)),
+    )
 
 
 class StackSource:
@@ -238,23 +351,20 @@ class StackSource:
         pattern: str,
         syntax: str,
         grid: FileGrid,
-        names: np.ndarray,
-        sizes: np.ndarray,
-        mtimes: np.ndarray,
+        files: FileTable,
         layout: FileLayout,
+        physical_size: PhysicalSize | None = None,
     ) -> None:
         self.root = root
         self.pattern = pattern
         self.syntax = syntax
         self.grid = grid
-        self.names = names
-        self.sizes = sizes
-        self.mtimes = mtimes
+        self.names, self.sizes, self.mtimes = files
         self.layout = layout
-        self._meta = _stack_meta(root, grid, layout)
+        self._meta = _stack_meta(root, grid, layout, physical_size or PhysicalSize())
         digest = hashlib.sha1(usedforsecurity=False)
-        digest.update("\0".join(str(n) for n in names.ravel()).encode())
-        digest.update(sizes.tobytes() + mtimes.tobytes())
+        digest.update("\0".join(str(n) for n in self.names.ravel()).encode())
+        digest.update(self.sizes.tobytes() + self.mtimes.tobytes())
         self._token = tokenize(os.path.realpath(root), pattern, digest.hexdigest(), self._meta, layout)
 
     @property
@@ -292,6 +402,11 @@ class StackSource:
             f"files: {len(self.grid.files)} on a grid {self.grid.shape} (T, C, Z, Y-tile, X-tile), "
             f"each {self.layout.axes} {self.layout.shape} {self.layout.dtype}"
         )
+        first = next(read_plan.blocks(), None)  # type: ignore[attr-defined]
+        if first is not None and self.layout.n_pages > 1:
+            pages = self.layout.pages_for(first.chunk_selection)
+            n_read = self.layout.n_pages if pages is None else len(pages.pages)
+            lines.append(f"inside each file read: decodes {n_read} of {self.layout.n_pages} pages")
         if self.grid.missing:
             listed = "; ".join(self.grid.describe_position(p) for p in self.grid.missing[:20])
             more = f" and {len(self.grid.missing) - 20} more" if len(self.grid.missing) > 20 else ""
@@ -318,6 +433,18 @@ class StackSource:
         self._check_unchanged(path, coords)
         return self.layout.to_block(self._read_file(path))
 
+    def read_region(self, chunk_coords: ChunkCoords, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
+        """Read ``selection`` of the file at ``chunk_coords``, decoding only the pages it touches."""
+        coords = self._check_coords(chunk_coords)
+        path = self.path_of(coords)
+        pages = self.layout.pages_for(selection)
+        if path is None or pages is None:
+            return take_orthogonal(self.read_chunk(coords), selection)
+        self._check_unchanged(path, coords)
+        data = self._read_file(path, pages.pages)
+        block = pages.layout.to_block(data.reshape(pages.layout.shape))
+        return take_orthogonal(block, pages.remaining)
+
     def _check_unchanged(self, path: str, coords: tuple[int, ...]) -> None:
         try:
             if os.path.islink(path):
@@ -331,7 +458,8 @@ class StackSource:
                 "mtime changed); scan again"
             )
 
-    def _read_file(self, path: str) -> np.ndarray:
+    def _read_file(self, path: str, pages: Sequence[int] | None = None) -> np.ndarray:
+        """Decode the file's first series, or only ``pages`` of it (stacked along a new first axis)."""
         import tifffile
 
         layout = self.layout
@@ -344,7 +472,7 @@ class StackSource:
                         f"{path}: shape {shape} {dtype} ({series.axes}) differs from the stack's files "
                         f"{layout.shape} {layout.dtype} ({layout.axes})"
                     )
-                data = series.asarray()
+                data = series.asarray() if pages is None else tif.asarray(key=list(pages), series=0)
         except OmeArrowDaskError:
             raise
         except Exception as exc:

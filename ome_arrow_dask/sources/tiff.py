@@ -215,7 +215,8 @@ def build_layout(series: Any, dims: str | None, where: str) -> _Layout:
 
 
 # --------------------------------------------------------------------------- metadata
-def _imagej_physical(tif: Any) -> PhysicalSize:
+def imagej_physical_size(tif: Any) -> PhysicalSize:
+    """Pixel sizes from ImageJ metadata: X/Y resolution tags, ``spacing`` for Z, ``unit``."""
     meta = tif.imagej_metadata or {}
     unit = meta.get("unit")
     unit = "µm" if unit in ("micron", "um", "\\u00B5m", "µm") else unit
@@ -347,7 +348,7 @@ class TiffSource:
                 kwargs["channels"] = ome.channels
             kwargs.update(id=ome.id, name=ome.name or kwargs["name"], acquisition_datetime=ome.acquisition_datetime)
         elif tif.is_imagej:
-            physical = _imagej_physical(tif)
+            physical = imagej_physical_size(tif)
         else:
             physical = PhysicalSize()
         kwargs["physical_size"] = _scale_physical(physical, full.full_shape(), shape)
