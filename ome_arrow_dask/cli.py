@@ -25,9 +25,19 @@ _EPILOG = {
     "  ome-arrow-dask info 'raw/img_t<0-9>_z<0-4>.tif'",
     "explain": "example:\n  ome-arrow-dask explain raw/cells.ome.tif --t 0 --c 1 --roi 100,200,512,512",
     "convert": "examples:\n  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --levels 4\n"
-    "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --resume   # finish an interrupted job\n"
-    "  ome-arrow-dask convert raw/cells.ome.tif out/cells.parquet\n"
-    "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --scheduler tcp://head:8786",
+    "  ome-arrow-dask convert raw/ out/run1.ome.zarr --pattern 'img_ch{c}_stack{t}_{z}z.tif' --chunks 1,1,32,512,512\n"
+    "  ome-arrow-dask convert out/run1.ome.zarr out/run1.parquet          # any source to any writer\n"
+    "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --dry-run  # print the plan, write nothing\n"
+    "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --scheduler tcp://head:8786\n"
+    "\n"
+    "crash safety (OME-Zarr):\n"
+    "  The output is marked in_progress until every chunk (or shard) is written and recorded in\n"
+    "  <out>.progress/; readers refuse it meanwhile. After a crash or preemption run the same\n"
+    "  command with --resume: only unrecorded units are redone, leftover temp files are removed,\n"
+    "  and a changed input or changed options are refused. --verify also re-reads the recorded\n"
+    "  units and redoes any whose data is missing or differs.\n"
+    "\n"
+    "exit codes: 0 done, 2 bad input or options (message names the file), 1 unexpected error.",
 }
 
 
@@ -97,7 +107,23 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--shards", type=_chunks, help="shard shape t,c,z,y,x, multiples of --chunks (NGFF 0.5)")
     convert.add_argument("--levels", type=int, default=1, help="pyramid levels, each 2x smaller in Y/X (default 1)")
     convert.add_argument("--ngff", choices=("0.4", "0.5"), default="0.5", help="NGFF version (0.4 = zarr v2)")
+    convert.add_argument(
+        "--compressor",
+        default="zstd",
+        choices=("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none"),
+        help="Blosc codec with bitshuffle (default zstd); none stores raw bytes",
+    )
+    convert.add_argument("--clevel", type=int, default=3, help="compression level 0-9 (default 3)")
     convert.add_argument("--resume", action="store_true", help="finish an interrupted conversion of the same input")
+    convert.add_argument(
+        "--verify", action="store_true", help="with --resume: re-read finished units and redo any that differ"
+    )
+    convert.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="show a progress bar (default: when stderr is a terminal)",
+    )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
     convert.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     convert.add_argument("--scheduler", default="threads", help="threads, processes, synchronous or tcp://host:port")
@@ -160,8 +186,8 @@ def _output_format(dst: str) -> str:
 
 def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     if kind == "parquet":
-        if args.resume or args.chunks or args.shards or args.levels != 1:
-            raise OmeArrowDaskError("--resume, --chunks, --shards and --levels apply to .zarr outputs only")
+        if args.resume or args.verify or args.chunks or args.shards or args.levels != 1:
+            raise OmeArrowDaskError("--resume, --verify, --chunks, --shards and --levels apply to .zarr outputs only")
         if os.path.exists(args.dst) and not args.overwrite:
             raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it")
         return {}
@@ -170,7 +196,10 @@ def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
         "shards": args.shards,
         "levels": args.levels,
         "version": args.ngff,
+        "compressor": args.compressor,
+        "clevel": args.clevel,
         "resume": args.resume,
+        "verify": args.verify,
         "overwrite": args.overwrite,
     }
 
@@ -203,7 +232,7 @@ def _scheduler(name: str, workers: int | None, progress: bool) -> Iterator[bool]
         from distributed import Client
 
         with Client(name):
-            yield False
+            yield progress
         return
     if name not in ("threads", "processes", "synchronous", "sync"):
         raise OmeArrowDaskError(f"--scheduler must be threads, processes, synchronous or tcp://..., got {name!r}")
@@ -221,7 +250,8 @@ def cmd_convert(args: argparse.Namespace) -> int:
     options = _writer_options(args, kind)
     if args.dry_run:
         return _dry_run(image, args, kind, options)
-    with _scheduler(args.scheduler, args.workers, progress=sys.stderr.isatty()) as progress:
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    with _scheduler(args.scheduler, args.workers, progress=show) as progress:
         if kind == "ome-zarr":
             options["progress"] = progress
         image.export(kind, out=args.dst, **options)

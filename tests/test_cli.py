@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import tifffile
@@ -79,16 +81,16 @@ def test_usage_and_help(capsys):
     assert main(["convert", "a.tif", "b.zarr", "--chunks", "1,2"]) == 2
 
 
-def test_convert_on_distributed_processes(tiff, tmp_path):
+def test_convert_on_distributed_processes_with_progress(tiff, tmp_path, capsys):
     import distributed
 
     path, data = tiff
     out = tmp_path / "dist.ome.zarr"
+    argv = ["convert", str(path), str(out), "--chunks", "1,1,1,16,16", "--progress"]
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cluster:
-        code = main(
-            ["convert", str(path), str(out), "--chunks", "1,1,1,16,16", "--scheduler", cluster.scheduler_address]
-        )
+        code = main([*argv, "--scheduler", cluster.scheduler_address])
     assert code == 0
+    assert "100% Completed" in capsys.readouterr().out  # distributed's text progress bar
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
 
 
@@ -104,3 +106,17 @@ def test_convert_to_parquet_reads_back_in_ome_arrow(tiff, tmp_path, capsys):
     assert main(["convert", str(path), str(out)]) == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(["convert", str(path), str(out), "--overwrite"]) == 0
+
+
+def test_convert_progress_and_compressor_options(tiff, tmp_path, capsys):
+    path, data = tiff
+    out = tmp_path / "lz4.ome.zarr"
+    argv = ["convert", str(path), str(out), "--compressor", "lz4", "--clevel", "7", "--progress"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert "100% Completed" in captured.out + captured.err  # dask's local progress bar
+    blosc = next(c for c in json.loads((out / "0" / "zarr.json").read_text())["codecs"] if c["name"] == "blosc")
+    assert (blosc["configuration"]["cname"], blosc["configuration"]["clevel"]) == ("lz4", 7)
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
+    assert main(["convert", str(path), str(tmp_path / "x.ome.zarr"), "--clevel", "12"]) == 2
+    assert "clevel must be 0..9" in capsys.readouterr().err

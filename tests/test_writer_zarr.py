@@ -209,3 +209,46 @@ def test_resume_does_not_rewrite_done_units(tmp_path, rng):
     for path, mtime in written.items():
         assert path.stat().st_mtime_ns == mtime
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
+
+
+@pytest.mark.parametrize(("version", "module"), [("0.5", "v05"), ("0.4", "v04")])
+def test_independent_validator_ome_zarr_models(tmp_path, rng, version, module):
+    import importlib
+
+    image_model = importlib.import_module(f"ome_zarr_models.{module}.image").Image
+    _, image = _image(rng)
+    out = str(tmp_path / "img.ome.zarr")
+    image.export("ome-zarr", out=out, levels=3, version=version)
+    model = image_model.from_zarr(zarr.open_group(out, mode="r"))
+    multiscale = model.attributes.multiscales[0] if module == "v04" else model.attributes.ome.multiscales[0]
+    assert [d.path for d in multiscale.datasets] == ["0", "1", "2"]
+    assert [a.name for a in multiscale.axes] == ["t", "c", "z", "y", "x"]
+
+
+def test_validator_rejects_a_broken_output(tmp_path, rng):
+    """The validator is not a rubber stamp: a wrong axis count in our metadata fails it."""
+    from ome_zarr_models.v05.image import Image
+
+    _, image = _image(rng)
+    out = str(tmp_path / "img.ome.zarr")
+    image.export("ome-zarr", out=out, levels=1)
+    group = zarr.open_group(out, mode="r+")
+    attrs = group.attrs.asdict()
+    attrs["ome"]["multiscales"][0]["axes"] = attrs["ome"]["multiscales"][0]["axes"][1:]
+    group.attrs.put(attrs)
+    with pytest.raises(ValueError):
+        Image.from_zarr(zarr.open_group(out, mode="r"))
+
+
+def test_v3_chunks_carry_a_crc32c_checksum(tmp_path, rng):
+    _, image = _image(rng)
+    out = tmp_path / "img.ome.zarr"
+    image.export("ome-zarr", out=str(out))
+    codecs = [c["name"] for c in json.loads((out / "0" / "zarr.json").read_text())["codecs"]]
+    assert codecs == ["bytes", "blosc", "crc32c"]
+    chunk = next(p for p in (out / "0" / "c").rglob("*") if p.is_file())
+    raw = bytearray(chunk.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF  # one flipped byte
+    chunk.write_bytes(bytes(raw))
+    with pytest.raises(Exception, match=r"(?i)checksum|crc|corrupt"):
+        OMEArrow.scan(out).to_numpy()

@@ -26,6 +26,7 @@ import json
 import math
 import os
 import shutil
+import uuid
 import zlib
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,10 +42,13 @@ from . import _ngff_meta
 if TYPE_CHECKING:
     from ..core import OMEArrow
 
-__all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "write"]
+__all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "verify_units", "write"]
 
 STATUS_KEY = "ome_arrow_dask"
 """Group attribute holding ``{"status": ..., "fingerprint": ...}``."""
+
+_CREATING = ".creating-"
+"""Infix of the temp folder a new store is built in before it is renamed into place."""
 
 _COMPRESSORS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none")
 Shape5 = tuple[int, int, int, int, int]
@@ -68,8 +72,12 @@ class ZarrWriteOptions:
         TCZYX shard shape (zarr v3 only); each a multiple of ``chunks``.
     overwrite, resume
         Replace an existing output; or finish an interrupted one with the same fingerprint.
+    verify
+        On resume, re-read every recorded unit and redo those whose stored chunks are
+        missing or whose CRC32 differs from the record (costs one read of the output).
     progress
-        Show a :class:`dask.diagnostics.ProgressBar` (local schedulers).
+        Show a progress bar: :class:`dask.diagnostics.ProgressBar` on local schedulers,
+        :func:`distributed.progress` when a ``distributed.Client`` is active.
     """
 
     chunks: tuple[int, ...] | None = None
@@ -80,6 +88,7 @@ class ZarrWriteOptions:
     shards: tuple[int, ...] | None = None
     overwrite: bool = False
     resume: bool = False
+    verify: bool = False
     progress: bool = False
 
     def __post_init__(self) -> None:
@@ -298,26 +307,40 @@ def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptio
     return "done" if state == "complete" else "resume"
 
 
+def _crc32c() -> Any:
+    from zarr.codecs import Crc32cCodec
+
+    return Crc32cCodec()
+
+
 def _compressors(opts: ZarrWriteOptions) -> Any:
+    """Blosc (bitshuffle) codec, then a crc32c checksum on zarr v3 (v2 has no checksum codec)."""
     if opts.compressor == "none":
-        return None
+        return None if opts.version == "0.4" else [_crc32c()]
     if opts.version == "0.4":
         import numcodecs
 
         return numcodecs.Blosc(cname=opts.compressor, clevel=int(opts.clevel), shuffle=numcodecs.Blosc.BITSHUFFLE)
     from zarr.codecs import BloscCodec
 
-    return [BloscCodec(cname=opts.compressor, clevel=int(opts.clevel), shuffle="bitshuffle")]
+    return [BloscCodec(cname=opts.compressor, clevel=int(opts.clevel), shuffle="bitshuffle"), _crc32c()]
 
 
 def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
-    """Create the group (status in_progress), every level array, and ``job.json``."""
+    """Create the group (status in_progress), every level array, and ``job.json``.
+
+    The store is built in a sibling temp folder and renamed into place, so a crash
+    while creating leaves either no output or a complete, empty ``in_progress`` one.
+    """
     import zarr
 
     opts: ZarrWriteOptions = job["opts"]
     v3 = opts.version == "0.5"
     status = {"status": "in_progress", "fingerprint": job["fingerprint"], "units": job["units"]}
-    zarr.open_group(out, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
+    os.makedirs(progress_dir, exist_ok=True)
+    _atomic_write(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
+    building = f"{out}{_CREATING}{uuid.uuid4().hex[:12]}"
+    zarr.open_group(building, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
     for layout in layouts:
         extra: dict[str, Any] = (
             {"dimension_names": _ngff_meta.AXIS_NAMES, "shards": layout.shards}
@@ -325,7 +348,7 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
             else {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
         )
         zarr.create_array(
-            out,
+            building,
             name=layout.path,
             shape=layout.shape,
             chunks=layout.chunks,
@@ -336,8 +359,35 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
             config={"write_empty_chunks": True},
             **extra,
         )
-    os.makedirs(progress_dir, exist_ok=True)
-    _atomic_write(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
+    os.rename(building, out)
+    _fsync_dir(os.path.dirname(out))
+
+
+def _fsync_dir(folder: str) -> None:
+    """Make a rename in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder or ".", os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def _clean_leftovers(out: str) -> int:
+    """Remove temp files a killed run left: zarr's ``*.partial`` writes and half-built stores."""
+    removed = 0
+    parent, base = os.path.split(out)
+    for name in os.listdir(parent or "."):
+        if name.startswith(base + _CREATING):
+            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+            removed += 1
+    for folder, _, files in os.walk(out):
+        for name in files:
+            if name.endswith(".partial"):
+                with contextlib.suppress(OSError):
+                    os.remove(os.path.join(folder, name))
+                    removed += 1
+    return removed
 
 
 def _done_units(progress_dir: str, level: str, fingerprint: str) -> set[str]:
@@ -359,6 +409,42 @@ def _done_units(progress_dir: str, level: str, fingerprint: str) -> set[str]:
         if isinstance(record, dict) and record.get("fingerprint") == fingerprint:
             done.add(name)
     return done
+
+
+def _unit_key_path(out: str, layout: LevelLayout, index: tuple[int, ...], v3: bool) -> str:
+    """File holding unit ``index`` (a shard or a chunk) in a local store."""
+    parts = [str(i) for i in index]
+    return os.path.join(out, layout.path, *(["c", *parts] if v3 else parts))
+
+
+def _read_record(marker: str) -> dict[str, Any]:
+    with open(marker, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def _unit_is_intact(out: str, layout: LevelLayout, index: tuple[int, ...], marker: str, v3: bool) -> bool:
+    """True when the unit's key exists and its decoded pixels match the recorded CRC32."""
+    if not os.path.isfile(_unit_key_path(out, layout, index, v3)):
+        return False
+    try:
+        block = np.asarray(_Target(out, layout.path).open()[layout.region(index)])
+        return zlib.crc32(np.ascontiguousarray(block).tobytes()) == _read_record(marker).get("crc32")
+    except Exception:  # undecodable chunk (crc32c codec, blosc): redo the unit
+        return False
+
+
+def verify_units(out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> list[str]:
+    """Drop the records of units whose stored data is missing or differs; return their markers."""
+    v3 = job["opts"].version == "0.5"
+    dropped = []
+    for layout in layouts:
+        done = _done_units(job["progress_dir"], layout.path, job["fingerprint"])
+        for index in np.ndindex(*layout.grid):
+            marker = _marker_path(job["progress_dir"], layout.path, index)
+            if os.path.basename(marker) in done and not _unit_is_intact(out, layout, index, marker, v3):
+                os.remove(marker)
+                dropped.append(marker)
+    return dropped
 
 
 # ---------------------------------------------------------------------- graphs
@@ -394,8 +480,29 @@ def _level_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], k: int, 
     return Delayed(final, graph)
 
 
+def _active_client() -> Any:
+    """The current ``distributed.Client`` if one is active, without importing distributed otherwise."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
 def _run(graph: Delayed, progress: bool) -> None:
-    if progress:
+    client = _active_client()
+    if client is not None and progress:
+        from distributed import progress as distributed_progress
+
+        future = client.compute(graph)
+        distributed_progress(future)
+        future.result()
+    elif progress:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar():
@@ -457,11 +564,15 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
     }
+    _clean_leftovers(root)
     action = _prepare(root, job["progress_dir"], job["fingerprint"], opts)
     if action == "done":
+        shutil.rmtree(job["progress_dir"], ignore_errors=True)  # a kill during finalize may leave records
         return out
     if action == "create":
         _create(root, job["progress_dir"], image, layouts, job)
+    elif opts.verify:
+        verify_units(root, layouts, job)
     for k in range(len(layouts)):
         graph = _level_graph(image, root, layouts, k, job)
         if graph is not None:
