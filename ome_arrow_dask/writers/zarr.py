@@ -216,6 +216,11 @@ def _atomic_write(path: str, text: str) -> None:
     os.replace(tmp, path)
 
 
+def _crc32(block: np.ndarray) -> int:
+    """CRC32 of a block's C-order bytes, without copying a contiguous block."""
+    return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
+
+
 def _marker_path(progress_dir: str, level: str, index: tuple[int, ...]) -> str:
     return os.path.join(progress_dir, level, ".".join(map(str, index)) + ".done")
 
@@ -223,7 +228,7 @@ def _marker_path(progress_dir: str, level: str, index: tuple[int, ...]) -> str:
 def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], marker: str, fingerprint: str) -> int:
     """Write one unit, then its done-marker (data first, record after)."""
     target.open()[region] = block
-    record = {"fingerprint": fingerprint, "crc32": zlib.crc32(np.ascontiguousarray(block).tobytes())}
+    record = {"fingerprint": fingerprint, "crc32": _crc32(block)}
     _atomic_write(marker, json.dumps(record))
     return 1
 
@@ -428,7 +433,7 @@ def _unit_is_intact(out: str, layout: LevelLayout, index: tuple[int, ...], marke
         return False
     try:
         block = np.asarray(_Target(out, layout.path).open()[layout.region(index)])
-        return zlib.crc32(np.ascontiguousarray(block).tobytes()) == _read_record(marker).get("crc32")
+        return _crc32(block) == _read_record(marker).get("crc32")
     except Exception:  # undecodable chunk (crc32c codec, blosc): redo the unit
         return False
 
