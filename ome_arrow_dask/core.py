@@ -18,7 +18,7 @@ import numpy as np
 
 from . import render
 from .errors import OmeArrowDaskError
-from .graph import build_array, plan_reads
+from .graph import build_array, plan_reads, read_into_memory
 from .lowering import ReadPlan
 from .meta import ImageMeta
 from .selection import (
@@ -261,7 +261,9 @@ class OMEArrow:
         """
         if not self.is_lazy:
             return self
-        array = self.to_dask().compute(**compute_kwargs)
+        array = None if compute_kwargs else read_into_memory(self._source, self._selection)
+        if array is None:
+            array = self.to_dask().compute(**compute_kwargs)
         source = ArraySource(array, "TCZYX", chunks=self.chunks, meta=self.meta)
         return self._from_plan(source, full_selection(array.shape), (), self.tcz)
 

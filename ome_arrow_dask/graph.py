@@ -7,6 +7,8 @@ workers once, not once per task. Task names are deterministic (``tokenize``).
 
 from __future__ import annotations
 
+from typing import Any
+
 import dask.array as da
 import numpy as np
 from dask.base import tokenize
@@ -17,7 +19,16 @@ from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
 from .sources.base import ChunkCoords, Source, chunk_slices
 
-__all__ = ["build_array", "plan_reads", "read_block", "take_orthogonal"]
+__all__ = ["active_client", "build_array", "plan_reads", "read_block", "read_into_memory", "take_orthogonal"]
+
+SMALL_READ_BLOCKS = 8
+"""Plans with at most this many blocks (and :data:`SMALL_READ_BYTES`) skip the scheduler."""
+
+SMALL_READ_BYTES = 16 * 2**20
+"""Decoded bytes up to which a plan is read in the calling thread, chunk by chunk."""
+
+BOX_READ_BYTES = 64 * 2**20
+"""Decoded bytes up to which a crop is read in one ``read_chunk_box`` call (zarr decodes concurrently)."""
 
 
 def _selected_shape(chunk_shape: tuple[int, ...], selection: tuple[ChunkSelection, ...]) -> tuple[int, ...]:
@@ -71,3 +82,76 @@ def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
     meta = np.empty((0,) * 5, dtype=source.meta.dtype)
     return da.Array(hlg, name, chunks=plan.out_chunks, dtype=source.meta.dtype, meta=meta)
+
+
+def active_client() -> Any:
+    """The current ``distributed.Client`` if one is active (never imports distributed itself)."""
+    import sys
+
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import default_client
+
+    try:
+        return default_client()
+    except ValueError:
+        return None
+
+
+def read_into_memory(source: Source, selection: Selection) -> np.ndarray | None:
+    """Read a small selection in this thread and return it; None when the scheduler should run it.
+
+    The scheduler round trip dominates a small crop, so small plans skip it: a crop over
+    a source with ``read_chunk_box`` (zarr) up to :data:`BOX_READ_BYTES` is one call,
+    and up to :data:`SMALL_READ_BLOCKS` blocks / :data:`SMALL_READ_BYTES` are read chunk
+    by chunk. Not when a ``distributed.Client`` or an explicit scheduler is active: then
+    the user chose where reads run.
+    """
+    import dask
+
+    plan = plan_reads(source, selection)
+    if active_client() is not None or dask.config.get("scheduler", None):
+        return None
+    nbytes = plan.elements_read() * source.meta.dtype.itemsize
+    boxed = _BoxedSource.wrap(source, plan) if nbytes <= BOX_READ_BYTES else source
+    if boxed is source and (plan.num_blocks > SMALL_READ_BLOCKS or nbytes > SMALL_READ_BYTES):
+        return None
+    shape = tuple(sum(c) for c in plan.out_chunks)
+    out = np.empty(shape, dtype=source.meta.dtype)
+    offsets = [np.cumsum((0, *c)) for c in plan.out_chunks]
+    for out_block, chunk_coords, chunk_selection in plan.block_tuples():
+        region = tuple(slice(int(o[i]), int(o[i + 1])) for o, i in zip(offsets, out_block, strict=True))
+        out[region] = read_block(boxed, chunk_coords, chunk_selection)
+    return out
+
+
+class _BoxedSource:
+    """Serve ``read_chunk`` from one ``read_chunk_box`` call over every chunk a plan touches.
+
+    Used when the source has ``read_chunk_box`` (zarr: one call, chunks fetched and
+    decoded concurrently) and the touched chunks form a box (a crop, not scattered lists).
+    """
+
+    def __init__(self, source: Source, first: tuple[int, ...], box: np.ndarray) -> None:
+        self.meta = source.meta
+        self._source = source
+        self._origin = tuple(s.start for s in chunk_slices(source.meta, first))
+        self._box = box
+
+    @classmethod
+    def wrap(cls, source: Source, plan: ReadPlan) -> Source:
+        box_reader = getattr(source, "read_chunk_box", None)
+        touched = plan.touched
+        if box_reader is None or plan.chunks_read < 2:
+            return source
+        if any(t != tuple(range(t[0], t[-1] + 1)) for t in touched):
+            return source
+        first = tuple(t[0] for t in touched)
+        return cls(source, first, box_reader(first, tuple(t[-1] + 1 for t in touched)))  # type: ignore[return-value]
+
+    def describe(self) -> str:
+        return self._source.describe()
+
+    def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
+        region = chunk_slices(self.meta, chunk_coords)
+        return self._box[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, self._origin, strict=True))]

@@ -111,9 +111,10 @@ def test_chained_slices_equal_numpy(pair, data):
         plan = plan.slice_lazy(*args)
         oracle = apply_slice_oracle(oracle, args)
         assert plan.shape == oracle.shape  # known before any read
-    result = plan.collect().to_numpy()
+    result = plan.collect().to_numpy()  # small plans are read in this thread, larger ones by dask
     assert result.dtype == array.dtype
     np.testing.assert_array_equal(result, oracle)
+    np.testing.assert_array_equal(plan.to_dask().compute(), oracle)  # always the dask graph
 
 
 @SETTINGS

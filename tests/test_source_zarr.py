@@ -328,3 +328,42 @@ def test_object_dtype_is_refused(tmp_path):
     (path / ".zarray").write_text(json.dumps(meta))
     with pytest.raises(CorruptInputError, match=r"obj.zarr"):
         OMEArrow.scan(path)
+
+
+# --------------------------------------------------------------------------- small reads
+def test_small_crop_is_one_zarr_call_and_equals_numpy(tmp_path, monkeypatch):
+    """collect() of a small crop reads its chunks in one zarr call, in this thread, no dask."""
+    from ome_arrow_dask import core
+
+    data = _rand((1, 2, 3, 64, 64), seed=11)
+    path = write_ome_zarr_py(tmp_path / "small.ome.zarr", data, version="0.5")
+    img = OMEArrow.scan(path)
+    calls = []
+    original = zarr.Array.__getitem__
+    monkeypatch.setattr(zarr.Array, "__getitem__", lambda self, key: calls.append(key) or original(self, key))
+    monkeypatch.setattr(core, "build_array", lambda *a, **k: pytest.fail("a dask graph was built for a small read"))
+    crop = img.slice_lazy(10, 40, 5, 50, c_indices=[1], z_indices=[1, 2])
+    assert crop.read_plan.chunks_read == 4 * 3  # 16-pixel chunks in Y and X; C and Z in one chunk
+    got = crop.collect().to_numpy()
+    np.testing.assert_array_equal(got, data[:, 1:2, 1:3, 5:50, 10:40])
+    assert len(calls) == 1
+
+
+def test_small_crop_with_a_missing_chunk_still_names_it(tmp_path):
+    path, data = _plain(tmp_path)
+    os.remove(path / "c" / "1" / "1" / "0")
+    img = OMEArrow.scan(path)
+    with pytest.raises(CorruptInputError, match=r"bad\.zarr.*c/1/1/0.*missing"):
+        img.slice_lazy(0, 20, 0, 20, z_indices=[1]).collect()
+    np.testing.assert_array_equal(img.slice_lazy(0, 20, 0, 20, z_indices=[2]).to_numpy()[0, 0, 0], data[2])
+
+
+def test_scattered_selection_reads_chunk_by_chunk(tmp_path, monkeypatch):
+    """Index lists that skip chunks are not read as one bounding box (no unneeded chunks)."""
+    path, data = _plain(tmp_path)
+    calls = []
+    original = ZarrSource.read_chunk_box
+    monkeypatch.setattr(ZarrSource, "read_chunk_box", lambda s, a, b: calls.append((a, b)) or original(s, a, b))
+    got = OMEArrow.scan(path).slice_lazy(0, 20, 0, 5, z_indices=[0, 3]).to_numpy()
+    np.testing.assert_array_equal(got[0, 0], data[[0, 3], :5, :])
+    assert all(b[2] - a[2] == 1 for a, b in calls)  # never a box spanning z chunks 1 and 2
