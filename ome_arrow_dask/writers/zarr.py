@@ -37,6 +37,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import InputChangedError, OmeArrowDaskError
+from ..graph import active_client
 from . import _ngff_meta
 
 if TYPE_CHECKING:
@@ -485,22 +486,8 @@ def _level_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], k: int, 
     return Delayed(final, graph)
 
 
-def _active_client() -> Any:
-    """The current ``distributed.Client`` if one is active, without importing distributed otherwise."""
-    import sys
-
-    if "distributed" not in sys.modules:
-        return None
-    from distributed import default_client
-
-    try:
-        return default_client()
-    except ValueError:
-        return None
-
-
 def _run(graph: Delayed, progress: bool) -> None:
-    client = _active_client()
+    client = active_client()
     if client is not None and progress:
         from distributed import progress as distributed_progress
 
