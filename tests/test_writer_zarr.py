@@ -252,3 +252,16 @@ def test_v3_chunks_carry_a_crc32c_checksum(tmp_path, rng):
     chunk.write_bytes(bytes(raw))
     with pytest.raises(Exception, match=r"(?i)checksum|crc|corrupt"):
         OMEArrow.scan(out).to_numpy()
+
+
+@pytest.mark.parametrize("dtype", ["u1", "i1", "u2", "i2", "u4", "i4"])
+def test_integer_mean_rounds_half_to_even_at_the_dtype_extremes(rng, dtype):
+    info = np.iinfo(dtype)
+    block = rng.integers(info.min, info.max, size=(1, 2, 3, 9, 10), endpoint=True).astype(dtype)
+    block[..., :2, :2] = info.max  # sums that overflow the dtype itself
+    block[..., 2:4, 2:4] = [[0, 1], [0, 1]]  # 0.5: rounds to 0 (even)
+    block[..., 4:6, 4:6] = [[1, 2], [1, 2]]  # 1.5: rounds to 2 (even)
+    expected = _mean2(block)
+    got = downsample(block, "mean")
+    np.testing.assert_array_equal(got, expected)
+    assert got[0, 0, 0, 1, 1] == 0 and got[0, 0, 0, 2, 2] == 2

@@ -184,6 +184,8 @@ def downsample(block: np.ndarray, method: str) -> np.ndarray:
     if ny % 2 or nx % 2:
         pad = ((0, 0),) * (block.ndim - 2) + ((0, ny % 2), (0, nx % 2))
         block = np.pad(block, pad, mode="edge")
+    if block.dtype.kind in "ui":
+        return _mean2_integer(block)
     work = block.astype(np.result_type(block.dtype, np.float64))
     lead = work.shape[:-2]
     binned = work.reshape(*lead, work.shape[-2] // 2, 2, work.shape[-1] // 2, 2).mean(axis=(-3, -1))
@@ -192,6 +194,17 @@ def downsample(block: np.ndarray, method: str) -> np.ndarray:
     if block.dtype.kind in "ui":
         binned = np.rint(binned)
     return binned.astype(block.dtype)
+
+
+def _mean2_integer(block: np.ndarray) -> np.ndarray:
+    """Exact 2x2 mean of an even-sized integer block, rounded half to even (as ``np.rint``), in int64."""
+    total = block[..., ::2, ::2].astype(np.int64)
+    total += block[..., 1::2, ::2]
+    total += block[..., ::2, 1::2]
+    total += block[..., 1::2, 1::2]
+    quotient, remainder = np.divmod(total, 4)
+    quotient += (remainder > 2) | ((remainder == 2) & (quotient % 2 == 1))
+    return quotient.astype(block.dtype)
 
 
 @dataclass(frozen=True)
