@@ -12,6 +12,7 @@ the chunks they touch::
 
 from __future__ import annotations
 
+from .arrow_interop import ChunkStream, ImageColumn
 from .core import OMEArrow
 from .dlpack import DLPackExport
 from .errors import (
@@ -38,9 +39,11 @@ __all__ = [
     "AXES",
     "ArraySource",
     "Channel",
+    "ChunkStream",
     "CorruptInputError",
     "DLPackExport",
     "DimOrderError",
+    "ImageColumn",
     "ImageMeta",
     "IncompleteOutputError",
     "InconsistentInputError",

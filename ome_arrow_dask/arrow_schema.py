@@ -127,6 +127,9 @@ ALLOWED_DTYPES = frozenset(
 )
 """Pixel dtypes accepted from files (case 34): no objects, voids, datetimes or float128."""
 
+CHANNEL_NAMES_KEY = b"ome.arrow.channel_names"
+"""Field metadata key of a tensor export: a JSON list with the name of each channel."""
+
 ALLOWED_COMPRESSIONS = frozenset({"zstd", "lz4"})
 """Per-chunk byte compressions (``lz4`` is the LZ4 frame format, as pyarrow's Codec writes)."""
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import dask.array as da
 import numpy as np
 
 from . import render
+from ._arrow_import import is_arrow_input, source_from_arrow
 from .errors import OmeArrowDaskError
 from .graph import build_array, plan_reads, read_into_memory
 from .lowering import ReadPlan
@@ -32,6 +33,11 @@ from .selection import (
 )
 from .sources import open_source
 from .sources.base import ArraySource, MetaOverride, Source
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+    from .arrow_interop import ChunkStream, ImageColumn
 
 
 def _is_source(obj: object) -> bool:
@@ -58,20 +64,24 @@ class OMEArrow:
     data
         A numpy / dask / torch / jax / cupy array (2-D to 5-D), a path (any format
         :func:`~ome_arrow_dask.sources.open_source` recognises), a
-        :class:`~ome_arrow_dask.sources.Source`, or another ``OMEArrow``.
+        :class:`~ome_arrow_dask.sources.Source`, another ``OMEArrow``, or Arrow data:
+        an OME-Arrow struct array / scalar, an ``arrow.fixed_shape_tensor`` array, a
+        Pillow image, or any object with ``__arrow_c_array__`` / ``__arrow_c_stream__``
+        (zero-copy where the buffers allow; see :mod:`ome_arrow_dask._arrow_import`).
     tcz
         Default (t, c, z) plane for the HTML thumbnail, as in ome-arrow.
     dim_order
         Axis letters of an array input; default by rank (2D YX, 3D ZYX, 4D TCYX, 5D TCZYX).
     column_name, row_index
-        Which Parquet column / row holds the image (passed to the Parquet source).
+        Which Parquet column / row holds the image (passed to the Parquet source);
+        ``row_index`` also picks a row of a multi-row Arrow record or tensor array.
     image_type
         Overrides the image type recorded in the metadata ("image", "label").
     lazy
         For paths: ``True`` keeps the plan lazy (same as :meth:`scan`); ``False`` (the
         default, as in ome-arrow) loads the pixels into memory.
     chunks
-        Chunking for array inputs (dask-style); ignored for paths.
+        Chunking for array, tensor and Pillow inputs (dask-style); ignored for paths.
     **options
         Format options for paths (e.g. ``level=``, ``scene=``, ``pattern=``).
     """
@@ -105,6 +115,8 @@ class OMEArrow:
             source = data._source
         elif _is_source(data):
             source = data
+        elif is_arrow_input(data):
+            source = source_from_arrow(data, dim_order=dim_order, row_index=row_index, chunks=chunks)
         else:
             source = ArraySource(data, dim_order, chunks=chunks)
         if image_type is not None:
@@ -315,6 +327,66 @@ class OMEArrow:
         array = self.to_dask().astype(dtype)
         source = ArraySource(array, "TCZYX", meta=self.meta.replace(dtype=np.dtype(dtype)))
         return self._from_plan(source, full_selection(array.shape), self._steps, self.tcz)
+
+    # ------------------------------------------------------------------ Arrow
+    def to_arrow(
+        self,
+        *,
+        payload: str = "bytes",
+        chunk_shape: Iterable[int] | None = None,
+        chunk_compression: str | None = None,
+    ) -> pa.StructArray:
+        """Return the selection as a one-row OME-Arrow struct array (reads the pixels).
+
+        ``payload="bytes"`` (default) keeps the dtype; ``"list"`` / ``"planes"`` store
+        ``list<uint16>`` as ome-arrow's ``from_numpy`` does. See
+        :func:`~ome_arrow_dask.arrow_interop.record_array`.
+        """
+        from .arrow_interop import record_array
+
+        shape = None if chunk_shape is None else tuple(chunk_shape)
+        return record_array(self, payload=payload, chunk_shape=shape, chunk_compression=chunk_compression)
+
+    def arrow_chunks(self, *, pixels: bool = False, batch_size: int = 64) -> ChunkStream:
+        """Return the plan's chunks as a re-iterable Arrow stream, one row per chunk.
+
+        Without ``pixels`` no pixel is read, so ``duckdb.sql("select ... from chunks")``
+        queries the chunk grid for free. See :class:`~ome_arrow_dask.arrow_interop.ChunkStream`.
+        """
+        from .arrow_interop import ChunkStream
+
+        return ChunkStream(self, pixels=pixels, batch_size=batch_size)
+
+    @classmethod
+    def scan_table(
+        cls,
+        data: Any,
+        column_name: str | None = None,
+        *,
+        tcz: tuple[int, int, int] = (0, 0, 0),
+        image_type: str | None = None,
+    ) -> ImageColumn:
+        """Open the image column of a feature table lazily: one ``OMEArrow`` per row.
+
+        ``data`` is a Parquet file (only the rows you open are read, one row group each)
+        or an Arrow table. Returns an :class:`~ome_arrow_dask.arrow_interop.ImageColumn`
+        (iterate it, index it, or slice it).
+        """
+        from .arrow_interop import scan_table
+
+        return scan_table(data, column_name, tcz=tcz, image_type=image_type)
+
+    def __arrow_c_schema__(self) -> object:
+        """Arrow PyCapsule schema: an OME-Arrow byte-payload struct field (no pixels read)."""
+        from .arrow_interop import record_field
+
+        return record_field().__arrow_c_schema__()
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
+        """Arrow PyCapsule array: a one-row OME-Arrow struct record (byte payload; reads the pixels)."""
+        from .arrow_interop import record_capsules
+
+        return record_capsules(self, requested_schema)
 
     # ------------------------------------------------------------------ display
     def info(self) -> dict[str, Any]:

@@ -23,6 +23,8 @@ from .layout import LayoutPlan, default_layout, display_layout, parse_layout, pl
 from .view_args import ViewArgs, view_selection
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from .core import OMEArrow
 
 _CHUNK_POLICIES = ("auto", "combine", "keep")
@@ -165,6 +167,17 @@ class TensorView:
         """Where :meth:`to_numpy` data lives: always ``"cpu"``."""
         return "cpu"
 
+    @property
+    def axes(self) -> str:
+        """The layout's axis letters spelled T/Z/C/Y/X (``layout`` uses H/W), e.g. ``"CYX"``."""
+        return self._layout_plan.layout
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """Names of the channels in the tensor (no pixels read)."""
+        names = self._plan.meta.channel_names
+        return names[:1] if self._layout_plan.first_channel_only else names
+
     # ----------------------------------------------------------------- composition
     def select(self, **kwargs: Any) -> TensorView:
         """Select within this view (t, z, c, roi, roi3d, roi_nd, roi_type, tile).
@@ -263,6 +276,25 @@ class TensorView:
         from ._jax import from_dlpack
 
         return from_dlpack(self.to_dlpack(**kwargs))
+
+    # ----------------------------------------------------------------- Arrow
+    def to_arrow(self) -> pa.ExtensionArray:
+        """Return the tensor as a length-1 ``arrow.fixed_shape_tensor`` array (see ``arrow_interop``)."""
+        from .arrow_interop import tensor_array
+
+        return tensor_array(self)
+
+    def __arrow_c_schema__(self) -> object:
+        """Arrow PyCapsule schema: the ``arrow.fixed_shape_tensor`` field (no pixels read)."""
+        from .arrow_interop import tensor_field
+
+        return tensor_field(self).__arrow_c_schema__()
+
+    def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
+        """Arrow PyCapsule array: the tensor, zero-copy when the layout keeps the buffer order."""
+        from .arrow_interop import tensor_capsules
+
+        return tensor_capsules(self, requested_schema)
 
     # ----------------------------------------------------------------- iterators
     def iter_dlpack(  # noqa: PLR0913 - mirrors ome-arrow's signature

@@ -109,14 +109,18 @@ def _payload_leaf(paths: list[str], column: str, field: str, name: str) -> str:
     return found[0]
 
 
-def _row_record(table: pa.Table, column: str, row: int, where: str) -> tuple[dict[str, Any], pa.StructArray]:
-    """Metadata dict of one row plus the row's struct (1-element) array."""
-    array = table.column(column).combine_chunks().slice(row, 1)
+def record_metadata(array: pa.StructArray, where: str) -> dict[str, Any]:
+    """Metadata fields (no payload) of a one-row record array, as Python values."""
     if not array.is_valid()[0].as_py():
         raise CorruptInputError(f"{where}: the record is null")
     names = {array.type.field(i).name for i in range(array.type.num_fields)}
-    record = {f: array.field(f)[0].as_py() for f in METADATA_FIELDS if f in names}
-    return record, array
+    return {f: array.field(f)[0].as_py() for f in METADATA_FIELDS if f in names}
+
+
+def _row_record(table: pa.Table, column: str, row: int, where: str) -> tuple[dict[str, Any], pa.StructArray]:
+    """Metadata dict of one row plus the row's struct (1-element) array."""
+    array = table.column(column).combine_chunks().slice(row, 1)
+    return record_metadata(array, where), array
 
 
 def _entries(
@@ -155,6 +159,151 @@ def _chunk_grid_shape(record: dict[str, Any], entries: dict[str, np.ndarray], sh
         step = grid.get(f"chunk_{ax}") or int(entries[f"shape_{ax}"].max())
         zyx.append(max(1, min(int(step), size)))
     return (1, 1, *zyx)
+
+
+@dataclass(frozen=True)
+class RecordLayout:
+    """Where one record keeps its pixels: payload kind, grid index, per-chunk dtypes and codecs.
+
+    ``kind`` is ``"bytes"``, ``"list"`` or ``"planes"``; ``entry_of`` maps every cell of
+    ``meta.chunks`` to its chunk / plane entry.
+    """
+
+    kind: str
+    meta: ImageMeta
+    entry_of: np.ndarray
+    chunk_dtypes: tuple[np.dtype, ...] = ()
+    chunk_codecs: tuple[str | None, ...] = ()
+
+    @property
+    def field(self) -> str:
+        """The record field holding the entries (``chunks`` or ``planes``)."""
+        return "planes" if self.kind == "planes" else "chunks"
+
+    @property
+    def value_field(self) -> str:
+        """The entry field holding the pixels (``pixel_bytes`` or ``pixels``)."""
+        return "pixel_bytes" if self.kind == "bytes" else "pixels"
+
+
+def _pixel_dtype(record: dict[str, Any], array: pa.StructArray, kind: str, where: str) -> tuple[np.dtype, tuple, tuple]:
+    """``pixels_meta.type`` (honoured for list payloads) plus per-chunk dtypes / codecs of byte payloads."""
+    declared = (record.get("pixels_meta") or {}).get("type")
+    chunk_dtypes: tuple[np.dtype, ...] = ()
+    chunk_codecs: tuple[str | None, ...] = ()
+    if kind == "bytes":
+        extra = _entries(array, "chunks", ("dtype", "compression"), where, nullable=True) or {}
+        fallback = declared if declared is not None else "uint16"
+        chunk_dtypes = tuple(
+            stored_dtype(fallback if d is None else d, f"{where} chunk {i}") for i, d in enumerate(extra["dtype"])
+        )
+        chunk_codecs = tuple(
+            compression_from_string(c, f"{where} chunk {i}") for i, c in enumerate(extra["compression"])
+        )
+        if declared is None and chunk_dtypes:
+            return check_dtype(chunk_dtypes[0]), chunk_dtypes, chunk_codecs
+    dtype = dtype_from_string("uint16" if declared is None else declared, f"{where} pixels_meta.type")
+    return dtype, chunk_dtypes, chunk_codecs
+
+
+def record_layout(
+    record: dict[str, Any], array: pa.StructArray, where: str, record_type: pa.StructType | None = None
+) -> RecordLayout:
+    """Check a one-row record's chunk (or plane) coordinates and index them on its grid.
+
+    ``record`` holds the metadata fields of ``array``'s row (see :func:`record_metadata`);
+    ``record_type`` is the full struct type when ``array`` holds only some of its leaves.
+    Reads coordinates only, never a pixel payload.
+    """
+    shape = shape_from_pixels_meta(record.get("pixels_meta"), where)
+    chunks = _entries(array, "chunks", _COORDS, where)
+    if chunks is not None:
+        value_type = (record_type or array.type).field("chunks").type.value_type
+        kind = "bytes" if value_type.get_field_index("pixel_bytes") >= 0 else "list"
+        chunk_shape = _chunk_grid_shape(record, chunks, shape, where)
+        n = len(chunks["t"])
+        origins = np.stack([chunks["t"], chunks["c"], chunks["z"], chunks["y"], chunks["x"]], axis=1)
+        sizes = np.stack([np.ones(n), np.ones(n), chunks["shape_z"], chunks["shape_y"], chunks["shape_x"]], axis=1)
+        what = "chunk"
+    else:
+        planes = _entries(array, "planes", ("t", "c", "z"), where)
+        if planes is None:
+            raise CorruptInputError(f"{where}: the record has neither chunks nor planes")
+        kind = "planes"
+        chunk_shape = (1, 1, 1, shape[3], shape[4])
+        n = len(planes["t"])
+        zeros = np.zeros(n, dtype=np.int64)
+        origins = np.stack([planes["t"], planes["c"], planes["z"], zeros, zeros], axis=1)
+        sizes = np.tile(np.asarray(chunk_shape), (n, 1))
+        what = "plane"
+    dtype, chunk_dtypes, chunk_codecs = _pixel_dtype(record, array, kind, where)
+    check_chunk_grid(where, shape, chunk_shape, dtype)
+    grid, entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes, what)
+    meta = meta_from_record(record, chunks=grid, dtype=dtype, where=where)
+    return RecordLayout(kind, meta, entry_of, chunk_dtypes, chunk_codecs)
+
+
+def load_payload(lists: pa.Array, layout: RecordLayout, where: str) -> _Payload:
+    """Per-entry offsets into the flat pixel buffer of a ``chunks`` / ``planes`` list column (zero-copy).
+
+    ``lists`` may hold several rows (a row group); ``row_starts`` says where each row's entries begin.
+    """
+    row_starts = lists.offsets.to_numpy().astype(np.int64)
+    row_starts -= row_starts[0]
+    data = lists.flatten().field(layout.value_field)
+    valid = data.is_valid().to_numpy(zero_copy_only=False)
+    if layout.kind == "bytes":
+        if not (pa.types.is_large_binary(data.type) or pa.types.is_binary(data.type)):
+            data = data.cast(pa.large_binary())  # binary_view (polars, DuckDB) has no offsets buffer: one copy
+        buffers = data.buffers()
+        offset_type = np.int64 if pa.types.is_large_binary(data.type) else np.int32
+        offsets = np.frombuffer(buffers[1], dtype=offset_type)[data.offset : data.offset + len(data) + 1]
+        values = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
+    else:
+        offsets = data.offsets.to_numpy()
+        flat = data.values
+        if flat.null_count:
+            raise CorruptInputError(f"{where}: the pixel lists hold null values")
+        values = flat.to_numpy(zero_copy_only=False)
+    return _Payload(offsets=offsets, values=values, valid=valid, row_starts=row_starts)
+
+
+def row_payload(payload: _Payload, row: int) -> _Payload:
+    """The entries of one row of a (row group's) payload."""
+    first, last = int(payload.row_starts[row]), int(payload.row_starts[row + 1])
+    return _Payload(
+        offsets=payload.offsets[first : last + 1],
+        values=payload.values,
+        valid=payload.valid[first:last],
+        row_starts=payload.row_starts,
+    )
+
+
+def decode_entry(
+    layout: RecordLayout, payload: _Payload, entry: int, shape: tuple[int, ...], where: str, *, copy: bool = True
+) -> np.ndarray:
+    """Decode entry ``entry`` of a row's payload into a TCZYX block of ``shape``.
+
+    With ``copy=False`` raw byte chunks in the image dtype and list payloads already in
+    the image dtype come back as read-only views of the payload buffer (zero-copy).
+    """
+    if not payload.valid[entry]:
+        raise CorruptInputError(f"{where}: the payload is null")
+    lo, hi = int(payload.offsets[entry]), int(payload.offsets[entry + 1])
+    raw = payload.values[lo:hi]
+    dtype = layout.meta.dtype
+    if layout.kind == "bytes":
+        from ._parquet_common import decode_bytes
+
+        stored = layout.chunk_dtypes[entry]
+        codec = layout.chunk_codecs[entry]
+        if not copy and codec is None and stored == dtype and raw.size == math.prod(shape) * dtype.itemsize:
+            return raw.view(dtype).reshape(shape)
+        block = decode_bytes(raw, stored, shape, codec, where)
+        return block if stored == dtype else block.astype(dtype)
+    if raw.size != math.prod(shape):
+        raise CorruptInputError(f"{where}: payload has {raw.size} values, expected {math.prod(shape)} {shape}")
+    return raw.reshape(shape).astype(dtype, copy=copy)
 
 
 def _list_stats(footer: Any, row_group: int, leaf: str) -> int | None:
@@ -214,53 +363,11 @@ class StructSource:
 
     # ------------------------------------------------------------------ opening
     def _init_layout(self, record: dict[str, Any], array: pa.StructArray, paths: list[str]) -> None:
-        where = self._where
-        shape = shape_from_pixels_meta(record.get("pixels_meta"), where)
-        chunks = _entries(array, "chunks", _COORDS, where)
-        if chunks is not None:
-            value_type = self._record_type.field("chunks").type.value_type
-            self.kind = "bytes" if value_type.get_field_index("pixel_bytes") >= 0 else "list"
-            chunk_shape = _chunk_grid_shape(record, chunks, shape, where)
-            n = len(chunks["t"])
-            origins = np.stack([chunks["t"], chunks["c"], chunks["z"], chunks["y"], chunks["x"]], axis=1)
-            sizes = np.stack([np.ones(n), np.ones(n), chunks["shape_z"], chunks["shape_y"], chunks["shape_x"]], axis=1)
-            what = "chunk"
-        else:
-            planes = _entries(array, "planes", ("t", "c", "z"), where)
-            if planes is None:
-                raise CorruptInputError(f"{where}: the record has neither chunks nor planes")
-            self.kind = "planes"
-            chunk_shape = (1, 1, 1, shape[3], shape[4])
-            n = len(planes["t"])
-            zeros = np.zeros(n, dtype=np.int64)
-            origins = np.stack([planes["t"], planes["c"], planes["z"], zeros, zeros], axis=1)
-            sizes = np.tile(np.asarray(chunk_shape), (n, 1))
-            what = "plane"
-        dtype = self._pixel_dtype(record, array)
-        check_chunk_grid(where, shape, chunk_shape, dtype)
-        grid, self._entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes, what)
-        self._meta = meta_from_record(record, chunks=grid, dtype=dtype, where=where)
-        self._field = "planes" if self.kind == "planes" else "chunks"
-        self._leaf = _payload_leaf(paths, self.column, self._field, "pixel_bytes" if self.kind == "bytes" else "pixels")
-
-    def _pixel_dtype(self, record: dict[str, Any], array: pa.StructArray) -> np.dtype:
-        """``pixels_meta.type`` (honoured for list payloads); per-chunk dtypes for byte payloads."""
-        declared = (record.get("pixels_meta") or {}).get("type")
-        self._chunk_dtypes: tuple[np.dtype, ...] = ()
-        self._chunk_codecs: tuple[str | None, ...] = ()
-        if self.kind == "bytes":
-            extra = _entries(array, "chunks", ("dtype", "compression"), self._where, nullable=True) or {}
-            fallback = declared if declared is not None else "uint16"
-            self._chunk_dtypes = tuple(
-                stored_dtype(fallback if d is None else d, f"{self._where} chunk {i}")
-                for i, d in enumerate(extra["dtype"])
-            )
-            self._chunk_codecs = tuple(
-                compression_from_string(c, f"{self._where} chunk {i}") for i, c in enumerate(extra["compression"])
-            )
-            if declared is None and self._chunk_dtypes:
-                return check_dtype(self._chunk_dtypes[0])
-        return dtype_from_string("uint16" if declared is None else declared, f"{self._where} pixels_meta.type")
+        self._layout = record_layout(record, array, self._where, self._record_type)
+        self.kind = self._layout.kind
+        self._meta = self._layout.meta
+        self._field = self._layout.field
+        self._leaf = _payload_leaf(paths, self.column, self._field, self._layout.value_field)
 
     def _check_stored_values(self, footer: Any) -> None:
         """For list / plane payloads in a one-row row group, the footer counts the stored values."""
@@ -305,22 +412,9 @@ class StructSource:
         """Decode the chunk at ``chunk_coords`` (5-D TCZYX, native byte order)."""
         slices = chunk_slices(self._meta, chunk_coords)
         shape = tuple(s.stop - s.start for s in slices)
-        entry = int(self._entry_of[tuple(chunk_coords)])
+        entry = int(self._layout.entry_of[tuple(chunk_coords)])
         where = f"{self._where} {'plane' if self.kind == 'planes' else 'chunk'} {entry} at {tuple(chunk_coords)}"
-        payload = self._payload()
-        if not payload.valid[entry]:
-            raise CorruptInputError(f"{where}: the payload is null")
-        lo, hi = int(payload.offsets[entry]), int(payload.offsets[entry + 1])
-        raw = payload.values[lo:hi]
-        if self.kind == "bytes":
-            from ._parquet_common import decode_bytes
-
-            dtype = self._chunk_dtypes[entry]
-            block = decode_bytes(raw, dtype, shape, self._chunk_codecs[entry], where)
-            return block if dtype == self._meta.dtype else block.astype(self._meta.dtype)
-        if raw.size != math.prod(shape):
-            raise CorruptInputError(f"{where}: payload has {raw.size} values, expected {math.prod(shape)} {shape}")
-        return raw.reshape(shape).astype(self._meta.dtype, copy=True)
+        return decode_entry(self._layout, self._payload(), entry, shape, where)
 
     # ------------------------------------------------------------------ payload cache
     def _payload(self) -> _Payload:
@@ -350,32 +444,11 @@ class StructSource:
 
         table = read_row_group(self.path, self._fingerprint, self.row_group, [self._leaf], self._where)
         lists = table.column(self.column).combine_chunks().field(self._field)
-        row_starts = lists.offsets.to_numpy().astype(np.int64)
-        row_starts -= row_starts[0]
-        data = lists.flatten().field("pixel_bytes" if self.kind == "bytes" else "pixels")
-        valid = data.is_valid().to_numpy(zero_copy_only=False)
-        if self.kind == "bytes":
-            buffers = data.buffers()
-            offsets = np.frombuffer(buffers[1], dtype=np.int64)[data.offset : data.offset + len(data) + 1]
-            values = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] is not None else np.zeros(0, np.uint8)
-        else:
-            offsets = data.offsets.to_numpy()
-            flat = data.values
-            if flat.null_count:
-                raise CorruptInputError(f"{self._where}: the pixel lists hold null values")
-            values = flat.to_numpy(zero_copy_only=False)
-        return _Payload(offsets=offsets, values=values, valid=valid, row_starts=row_starts)
+        return load_payload(lists, self._layout, self._where)
 
     def _row_view(self, payload: _Payload) -> _Payload:
         """Entries of this source's row (a row group may hold many rows)."""
-        first = int(payload.row_starts[self.row_in_group])
-        last = int(payload.row_starts[self.row_in_group + 1])
-        return _Payload(
-            offsets=payload.offsets[first : last + 1],
-            values=payload.values,
-            valid=payload.valid[first:last],
-            row_starts=payload.row_starts,
-        )
+        return row_payload(payload, self.row_in_group)
 
     def __repr__(self) -> str:
         return f"StructSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
