@@ -30,12 +30,14 @@ _EPILOG = {
     "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --dry-run  # print the plan, write nothing\n"
     "  ome-arrow-dask convert raw/cells.ome.tif out/cells.ome.zarr --scheduler tcp://head:8786\n"
     "\n"
-    "crash safety (OME-Zarr):\n"
-    "  The output is marked in_progress until every chunk (or shard) is written and recorded in\n"
-    "  <out>.progress/; readers refuse it meanwhile. After a crash or preemption run the same\n"
-    "  command with --resume: only unrecorded units are redone, leftover temp files are removed,\n"
-    "  and a changed input or changed options are refused. --verify also re-reads the recorded\n"
-    "  units and redoes any whose data is missing or differs.\n"
+    "crash safety:\n"
+    "  OME-Zarr: the output is marked in_progress until every chunk (or shard) is written and\n"
+    "  recorded in <out>.progress/; readers refuse it meanwhile. Parquet: chunks are committed as\n"
+    "  part files in <out>.progress/parts/ and compacted into the dataset at the end; the manifest\n"
+    "  is written last. After a crash or preemption run the same command with --resume: only the\n"
+    "  missing units are redone, leftover temp files are removed, and a changed input or changed\n"
+    "  options are refused. --verify (OME-Zarr) also re-reads the recorded units and redoes any\n"
+    "  whose data is missing or differs.\n"
     "\n"
     "exit codes: 0 done, 2 bad input or options (message names the file), 1 unexpected error.",
 }
@@ -186,11 +188,15 @@ def _output_format(dst: str) -> str:
 
 def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     if kind == "parquet":
-        if args.resume or args.verify or args.chunks or args.shards or args.levels != 1:
-            raise OmeArrowDaskError("--resume, --verify, --chunks, --shards and --levels apply to .zarr outputs only")
-        if os.path.exists(args.dst) and not args.overwrite:
-            raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it")
-        return {}
+        if args.verify or args.shards or args.levels != 1 or args.compressor != "zstd" or args.clevel != 3:
+            raise OmeArrowDaskError(
+                "--verify, --shards, --levels, --compressor and --clevel apply to .zarr outputs only"
+            )
+        if args.resume and args.overwrite:
+            raise OmeArrowDaskError("pass either --resume or --overwrite, not both")
+        if os.path.exists(args.dst) and not (args.overwrite or args.resume):
+            raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it (or --resume to finish it)")
+        return {"chunk_shape": args.chunks, "resume": args.resume}
     return {
         "chunks": args.chunks,
         "shards": args.shards,
@@ -252,8 +258,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         return _dry_run(image, args, kind, options)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     with _scheduler(args.scheduler, args.workers, progress=show) as progress:
-        if kind == "ome-zarr":
-            options["progress"] = progress
+        options["progress"] = progress
         image.export(kind, out=args.dst, **options)
     print(f"wrote {args.dst}")
     return 0

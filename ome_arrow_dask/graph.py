@@ -19,7 +19,15 @@ from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
 from .sources.base import ChunkCoords, Source, chunk_slices
 
-__all__ = ["active_client", "build_array", "plan_reads", "read_block", "read_into_memory", "take_orthogonal"]
+__all__ = [
+    "active_client",
+    "build_array",
+    "plan_reads",
+    "read_block",
+    "read_into_memory",
+    "run_graph",
+    "take_orthogonal",
+]
 
 SMALL_READ_BLOCKS = 8
 """Plans with at most this many blocks (and :data:`SMALL_READ_BYTES`) skip the scheduler."""
@@ -155,3 +163,25 @@ class _BoxedSource:
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         region = chunk_slices(self.meta, chunk_coords)
         return self._box[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, self._origin, strict=True))]
+
+
+def run_graph(graph: Any, progress: bool) -> None:
+    """Compute a write graph on the active scheduler, with a progress bar when asked.
+
+    A ``distributed.Client`` gets :func:`distributed.progress`; local schedulers get
+    :class:`dask.diagnostics.ProgressBar`.
+    """
+    client = active_client()
+    if client is not None and progress:
+        from distributed import progress as distributed_progress
+
+        future = client.compute(graph)
+        distributed_progress(future)
+        future.result()
+    elif progress:
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            graph.compute()
+    else:
+        graph.compute()

@@ -65,13 +65,14 @@ def _recorded(progress: Path) -> int:
     return sum(1 for _ in progress.glob("*/*.done")) if progress.exists() else 0
 
 
-def _convert_until(cmd: list[str], progress: Path, target: int, timeout: float = 120.0) -> str:
+def _convert_until(cmd: list[str], progress: Path, target: int, timeout: float = 120.0, count=None) -> str:
     """Run ``cmd``; SIGKILL it once ``target`` units are recorded. Return how it ended."""
+    count = count or _recorded
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:
         while proc.poll() is None:
-            if _recorded(progress) >= target:
+            if count(progress) >= target:
                 proc.send_signal(signal.SIGKILL)
                 proc.wait()
                 return "killed"
@@ -237,3 +238,25 @@ def test_worker_killed_mid_job_gives_identical_output(stack, tmp_path):
     assert read_status(out)["status"] == "complete"
     for got, want in zip(_levels(out), _levels(reference), strict=True):
         np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.slow
+def test_parquet_conversion_killed_three_times_then_resumed_equals_the_input(stack, tmp_path):
+    import ome_arrow
+
+    out = tmp_path / "run.parquet"
+    parts = Path(f"{out}.progress") / "parts"
+    options = ["--pattern", PATTERN, "--chunks", "1,1,2,16,16", "--no-progress", "--resume"]
+    cmd = [sys.executable, "-m", "ome_arrow_dask.cli", "convert", str(stack), str(out), *options]
+    total = 3 * 2 * 4 * 5 * 5
+    outcomes = []
+    for target in (40, 200, 480):
+        outcomes.append(_convert_until(cmd, parts, target, count=lambda p: len(list(p.glob("part-*.parquet")))))
+        with pytest.raises(IncompleteOutputError, match="--resume"):
+            OMEArrow.scan(out)
+    assert outcomes == ["killed"] * 3
+    assert _convert_until(cmd, parts, total + 1, count=lambda p: 0) == "finished"
+    expected = OMEArrow.scan(stack, pattern=PATTERN).to_numpy()
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), expected)
+    np.testing.assert_array_equal(np.asarray(ome_arrow.OMEArrow(str(out)).export("numpy", dtype="uint16")), expected)
+    assert not parts.parent.exists()

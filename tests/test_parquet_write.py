@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 
+import dask
 import dask.array as da
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from counting import CountingSource
 
 from ome_arrow_dask import OMEArrow
-from ome_arrow_dask.errors import IncompleteOutputError, OmeArrowDaskError
+from ome_arrow_dask.errors import IncompleteOutputError, InputChangedError, OmeArrowDaskError
 from ome_arrow_dask.writers import parquet as writer
 
 ARR = np.random.default_rng(5).integers(0, 4000, (2, 2, 5, 40, 36)).astype(np.uint16)
@@ -46,20 +48,79 @@ def test_default_chunk_shape_and_dtype_preserved(tmp_path):
     np.testing.assert_array_equal(img.to_numpy(), arr)
 
 
-def test_streams_blocks_in_batches(tmp_path, monkeypatch):
+def test_one_task_per_chunk_each_writing_one_block(tmp_path, monkeypatch):
     sizes = []
-    real = writer.iter_blocks
+    real = writer._store_part
 
-    def spy(image, chunk_shape):
-        for origin, block in real(image, chunk_shape):
-            sizes.append(block.nbytes)
-            yield origin, block
+    def spy(block, *args):
+        sizes.append(block.nbytes)
+        return real(block, *args)
 
-    monkeypatch.setattr(writer, "iter_blocks", spy)
+    monkeypatch.setattr(writer, "_store_part", spy)
     lazy = da.from_array(ARR, chunks=(1, 1, 5, 40, 36))
     OMEArrow(lazy).export(how="parquet", out=tmp_path / "d", chunk_shape=(1, 1, 1, 20, 18))
     assert len(sizes) == 2 * 2 * 5 * 2 * 2 and max(sizes) == 20 * 18 * 2
     np.testing.assert_array_equal(OMEArrow.scan(tmp_path / "d").to_numpy(), ARR)
+    assert not (tmp_path / "d.progress").exists()
+    footer = pq.read_metadata(tmp_path / "d" / "chunks.parquet")
+    assert footer.num_row_groups == len(sizes)
+    assert footer.row_group(0).column(footer.num_columns - 1).compression == "ZSTD"  # compressed once, at compaction
+
+
+class _Killed(BaseException):
+    pass
+
+
+def _interrupt_after(monkeypatch, n_parts):
+    real = writer._store_part
+    stored = []
+
+    def store(*args):
+        if len(stored) == n_parts:
+            raise _Killed
+        stored.append(1)
+        return real(*args)
+
+    monkeypatch.setattr(writer, "_store_part", store)
+    return real
+
+
+def test_interrupted_dataset_write_resumes_with_only_the_missing_chunks(tmp_path, monkeypatch):
+    out = tmp_path / "d"
+    chunk = (1, 1, 5, 20, 18)
+    real = _interrupt_after(monkeypatch, 7)
+    with dask.config.set(scheduler="synchronous"), pytest.raises(_Killed):
+        OMEArrow(CountingSource(ARR, chunks=chunk)).export(how="parquet", out=out, chunk_shape=chunk)
+    with pytest.raises(IncompleteOutputError, match="--resume"):  # no manifest: our reader refuses it
+        OMEArrow.scan(out)
+    assert len(list((tmp_path / "d.progress" / "parts").glob("part-*.parquet"))) == 7
+    monkeypatch.setattr(writer, "_store_part", real)
+
+    with pytest.raises(InputChangedError):  # other options: other fingerprint
+        OMEArrow(CountingSource(ARR, chunks=chunk)).export(
+            how="parquet", out=out, chunk_shape=chunk, compression="lz4", resume=True
+        )
+    _interrupt_after(monkeypatch, 0)  # the refused resume must not have discarded the parts
+    monkeypatch.setattr(writer, "_store_part", real)
+    counting = CountingSource(ARR, chunks=chunk)
+    OMEArrow(counting).export(how="parquet", out=out, chunk_shape=chunk, resume=True)
+    assert counting.total_reads == 2 * 2 * 1 * 2 * 2 - 7
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), ARR)
+    assert not (tmp_path / "d.progress").exists()
+
+
+def test_a_half_written_part_is_redone(tmp_path, monkeypatch):
+    out = tmp_path / "d"
+    chunk = (1, 1, 5, 20, 18)
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(_Killed):
+        OMEArrow(ARR).export(how="parquet", out=out, chunk_shape=chunk)
+    monkeypatch.undo()
+    part = sorted((tmp_path / "d.progress" / "parts").glob("part-*.parquet"))[0]
+    part.write_bytes(part.read_bytes()[:40])  # torn (cannot happen with rename, but a disk can lie)
+    (part.parent / "part-000000099.parquet.abc.tmp").write_bytes(b"leftover")
+    OMEArrow(ARR).export(how="parquet", out=out, chunk_shape=chunk, resume=True)
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), ARR)
 
 
 def test_rewrite_replaces_a_dataset_and_leaves_no_temporaries(tmp_path):

@@ -49,16 +49,27 @@ READ_COLUMNS = ["chunk_id", "dtype", "pixel_bytes"]
 def is_dataset_dir(path: str) -> bool:
     """A directory holding a manifest or the dataset's tables (the latter to report them incomplete)."""
     p = Path(path)
-    return p.is_dir() and any((p / name).exists() for name in (MANIFEST, "images.parquet", "chunks.parquet"))
+    names = (MANIFEST, "images.parquet", "chunks.parquet")
+    return p.is_dir() and (any((p / name).exists() for name in names) or _progress_dir(p).is_dir())
+
+
+def _progress_dir(root: Path) -> Path:
+    """Where our writer keeps an unfinished conversion of ``root`` (see ``writers/parquet.py``)."""
+    return Path(f"{os.fspath(root).rstrip(os.sep)}.progress")
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
     """Parse the manifest; its absence means the writer did not finish."""
     path = root / MANIFEST
     if not path.is_file():
+        hint = (
+            f"; {_progress_dir(root)} holds an interrupted conversion: run it again with resume=True (CLI --resume)"
+            if _progress_dir(root).is_dir()
+            else ""
+        )
         raise IncompleteOutputError(
             f"{root}: no {MANIFEST} manifest; the dataset is incomplete (its writer did not finish) "
-            "or is not an OME-Arrow dataset"
+            f"or is not an OME-Arrow dataset{hint}"
         )
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise CorruptInputError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes")

@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -34,6 +35,7 @@ import dask
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+from dask.base import tokenize
 
 from ..arrow_schema import (
     BYTE_CHUNK_STRUCT,
@@ -48,7 +50,8 @@ from ..arrow_schema import (
     channel_dicts,
     record_from_meta,
 )
-from ..errors import OmeArrowDaskError
+from ..errors import InputChangedError, OmeArrowDaskError
+from ..graph import run_graph
 from ..meta import ImageMeta, regular_chunks
 
 if TYPE_CHECKING:
@@ -228,29 +231,125 @@ def write_dataset(
     chunk_shape: Sequence[int] | None = None,
     compression: str | None = "zstd",
     image_id: str | None = None,
+    resume: bool = False,
+    progress: bool = False,
 ) -> None:
-    """Write the typed chunk dataset directory, streaming one row group per chunk."""
+    """Write the typed chunk dataset directory; resumable after a crash.
+
+    Chunks are computed in parallel (one dask task per chunk), each committed as an
+    uncompressed one-row part file in ``<out>.progress/parts/`` (temp + fsync + rename,
+    so a part that exists is whole). Then the parts are compacted, in chunk order, into
+    ``chunks.parquet`` (one row group per chunk, compressed once), followed by
+    ``images.parquet``, ``index.parquet`` and, last, the manifest. ``resume=True`` keeps
+    the parts of an interrupted run with the same fingerprint and computes only the rest.
+    """
     meta = image.meta
     chunk = _chunk_shape(chunk_shape, meta.shape, struct=False)
     ident = image_id or meta.id or meta.name or "image-00000"
+    parts = _prepare_parts(image, out, chunk, compression, ident, resume)
     _prepare_dir(out)
-    chunks_tmp = _tmp_path(out / "chunks.parquet")
-    index_rows: list[dict[str, Any]] = []
-    try:
-        with _writer(
-            chunks_tmp, CHUNK_SCHEMA.with_metadata(DATASET_METADATA), compression, write_statistics=["chunk_id"]
-        ) as writer:
-            for chunk_id, (origin, block) in enumerate(iter_blocks(image, chunk)):
-                writer.write_table(pa.table(_chunk_row(ident, chunk_id, origin, block), schema=writer.schema))
-                index_rows.append(_index_row(ident, chunk_id, origin, block.shape))
-        _commit(chunks_tmp, out / "chunks.parquet")
-    finally:
-        chunks_tmp.unlink(missing_ok=True)
+    _write_parts(image, chunk, ident, parts, progress)
+    n_chunks = math.prod(-(-size // step) for size, step in zip(meta.shape, chunk, strict=True))
+    index_rows = _compact_parts(parts, out / "chunks.parquet", compression, n_chunks)
     images = pa.Table.from_pylist([_image_row(meta, ident, chunk, compression)], schema=IMAGE_SCHEMA)
     _write_table(images.replace_schema_metadata(DATASET_METADATA), out / "images.parquet", compression)
     index = pa.Table.from_pylist(index_rows, schema=INDEX_SCHEMA)
     _write_table(index.replace_schema_metadata(DATASET_METADATA), out / "index.parquet", compression)
     _write_manifest(out, meta, chunk, compression, len(index_rows))
+    shutil.rmtree(parts.parent, ignore_errors=True)
+
+
+def _prepare_parts(
+    image: OMEArrow, out: Path, chunk: Sequence[int], compression: str | None, ident: str, resume: bool
+) -> Path:
+    """Return the parts folder: kept when resuming the same job, else started empty."""
+    progress = Path(f"{out}.progress")
+    fingerprint = tokenize(image.source.token, image.selection, tuple(chunk), compression, ident, str(image.dtype))
+    job_file = progress / "job.json"
+    if resume and job_file.exists():
+        recorded = json.loads(job_file.read_text(encoding="utf-8")).get("fingerprint")
+        if recorded != fingerprint:
+            raise InputChangedError(
+                f"{out}: the interrupted conversion in {progress} was started from another input or with other "
+                "options; run without --resume (and with --overwrite) to start again"
+            )
+    else:
+        shutil.rmtree(progress, ignore_errors=True)
+    parts = progress / "parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_path(job_file)
+    tmp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
+    _commit(tmp, job_file)
+    for leftover in parts.glob("*.tmp"):
+        leftover.unlink(missing_ok=True)
+    return parts
+
+
+def _part_path(parts: Path, chunk_id: int) -> Path:
+    return parts / f"part-{chunk_id:09d}.parquet"
+
+
+def _part_is_whole(path: Path) -> bool:
+    try:
+        return pq.read_metadata(path).num_rows == 1
+    except (OSError, pa.ArrowException):
+        return False
+
+
+def _store_part(block: np.ndarray, ident: str, chunk_id: int, origin: tuple[int, ...], path: Path) -> int:
+    table = pa.table(_chunk_row(ident, chunk_id, origin, np.ascontiguousarray(block)), schema=CHUNK_SCHEMA)
+    _write_table(table, path, None)
+    return 1
+
+
+def _write_parts(image: OMEArrow, chunk: Sequence[int], ident: str, parts: Path, progress: bool) -> None:
+    """One task per chunk not yet stored as a whole part file."""
+    from dask.delayed import Delayed
+    from dask.highlevelgraph import HighLevelGraph
+
+    array = image.to_dask()
+    grid = regular_chunks(array.shape, chunk)
+    blocks = array.rechunk(grid)
+    offsets = [np.concatenate([[0], np.cumsum(axis)[:-1]]).astype(int) for axis in grid]
+    name = f"ome-arrow-parquet-part-{tokenize(blocks.name, str(parts))}"
+    layer: dict[Any, Any] = {}
+    for chunk_id, index in enumerate(np.ndindex(*blocks.numblocks)):
+        path = _part_path(parts, chunk_id)
+        if path.exists() and _part_is_whole(path):
+            continue
+        origin = tuple(int(offsets[axis][k]) for axis, k in enumerate(index))
+        layer[(name, chunk_id)] = (_store_part, (blocks.name, *index), ident, chunk_id, origin, path)
+    if not layer:
+        return
+    total = f"{name}-total"
+    layer[total] = (sum, list(layer))
+    graph = Delayed(total, HighLevelGraph.from_collections(total, layer, dependencies=[blocks]))
+    run_graph(graph, progress)
+
+
+def _compact_parts(parts: Path, final: Path, compression: str | None, n_chunks: int) -> list[dict[str, Any]]:
+    """Stream the part files, in chunk order, into ``final`` (one row group each); return index rows."""
+    paths = sorted(parts.glob("part-*.parquet"))
+    if len(paths) != n_chunks:
+        raise OmeArrowDaskError(f"{parts}: {len(paths)} of {n_chunks} chunk parts exist; run again with resume=True")
+    tmp = _tmp_path(final)
+    index_rows = []
+    schema = CHUNK_SCHEMA.with_metadata(DATASET_METADATA)
+    try:
+        with _writer(tmp, schema, compression, write_statistics=["chunk_id"]) as w:
+            for expected_id, path in enumerate(paths):
+                table = pq.read_table(path, schema=CHUNK_SCHEMA)
+                row = table.slice(0, 1).to_pylist()[0]
+                if row["chunk_id"] != expected_id:
+                    raise OmeArrowDaskError(f"{path}: holds chunk {row['chunk_id']}, expected {expected_id}")
+                w.write_table(table)
+                origin = [row[a] for a in "tczyx"]
+                shape = [row[f"shape_{a}"] for a in "tczyx"]
+                index_rows.append(_index_row(row["image_id"], expected_id, origin, shape))
+        _commit(tmp, final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return index_rows
 
 
 def _index_row(image_id: str, chunk_id: int, origin: Sequence[int], shape: Sequence[int]) -> dict[str, Any]:
@@ -462,12 +561,13 @@ def write(
         ``"struct"`` (single-row file with one struct column).
     **options
         ``chunk_shape`` (TCZYX or ZYX), ``compression`` (Parquet codec, default zstd);
-        dataset: ``image_id``; struct: ``payload`` ("bytes", "list", "planes"),
+        dataset: ``image_id``, ``resume`` (finish an interrupted write of the same plan and
+        options), ``progress``; struct: ``payload`` ("bytes", "list", "planes"),
         ``chunk_compression`` (None, "zstd", "lz4"), ``column_name`` (default "ome_arrow").
     """
     path = Path(os.fspath(out))
     if layout == "dataset":
-        allowed = {"chunk_shape", "compression", "image_id"}
+        allowed = {"chunk_shape", "compression", "image_id", "resume", "progress"}
         func = write_dataset
     elif layout == "struct":
         allowed = {"chunk_shape", "compression", "payload", "chunk_compression", "column_name"}

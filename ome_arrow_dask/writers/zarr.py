@@ -37,7 +37,7 @@ from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
 from ..errors import InputChangedError, OmeArrowDaskError
-from ..graph import active_client
+from ..graph import run_graph
 from . import _ngff_meta
 
 if TYPE_CHECKING:
@@ -499,23 +499,6 @@ def _level_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], k: int, 
     return Delayed(final, graph)
 
 
-def _run(graph: Delayed, progress: bool) -> None:
-    client = active_client()
-    if client is not None and progress:
-        from distributed import progress as distributed_progress
-
-        future = client.compute(graph)
-        distributed_progress(future)
-        future.result()
-    elif progress:
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            graph.compute()
-    else:
-        graph.compute()
-
-
 def _finalize(out: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
     """Check every unit has a record, then write NGFF metadata and status complete at once."""
     import zarr
@@ -581,6 +564,6 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     for k in range(len(layouts)):
         graph = _level_graph(image, root, layouts, k, job)
         if graph is not None:
-            _run(graph, opts.progress)
+            run_graph(graph, opts.progress)
     _finalize(root, image, layouts, job)
     return out
