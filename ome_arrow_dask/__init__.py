@@ -13,6 +13,8 @@ the chunks they touch::
 from __future__ import annotations
 
 from .arrow_interop import ChunkStream, ImageColumn
+from .blocks import Block, map_blocks
+from .cache import CachedSource, CacheInfo
 from .core import OMEArrow
 from .dlpack import DLPackExport
 from .errors import (
@@ -38,6 +40,9 @@ __version__ = "0.1.0"
 __all__ = [
     "AXES",
     "ArraySource",
+    "Block",
+    "CacheInfo",
+    "CachedSource",
     "Channel",
     "ChunkStream",
     "CorruptInputError",
@@ -62,5 +67,6 @@ __all__ = [
     "UnsupportedSourceError",
     "__version__",
     "available_formats",
+    "map_blocks",
     "open_source",
 ]

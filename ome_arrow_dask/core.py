@@ -388,6 +388,18 @@ class OMEArrow:
 
         return record_capsules(self, requested_schema)
 
+    def with_cache(self, max_bytes: int | str = "2GiB") -> OMEArrow:
+        """Return this plan reading through a bounded LRU cache of decoded chunks.
+
+        Repeated reads of the same chunks (browsing, viewers) are served from memory;
+        ``max_bytes`` (an int or a string such as ``"512MB"``) bounds the cached bytes.
+        Plans derived from the result share the cache; statistics are in
+        ``plan.source.cache_info()``. See :class:`~ome_arrow_dask.cache.CachedSource`.
+        """
+        from .cache import with_cache
+
+        return with_cache(self, max_bytes)
+
     # ------------------------------------------------------------------ display
     def info(self) -> dict[str, Any]:
         """ome-arrow's info dict, plus dtype, chunks, bytes and the source."""

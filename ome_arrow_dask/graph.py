@@ -17,7 +17,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .errors import CorruptInputError
 from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
-from .sources.base import ChunkCoords, Source, chunk_slices
+from .sources.base import ArraySource, ChunkCoords, Source, chunk_slices
 
 __all__ = [
     "active_client",
@@ -78,9 +78,41 @@ def plan_reads(source: Source, selection: Selection) -> ReadPlan:
     return lower(selection, source.meta.chunks)
 
 
+def select_dask(array: da.Array, selection: Selection, out_chunks: tuple[tuple[int, ...], ...]) -> da.Array:
+    """Apply ``selection`` to a 5-D dask array axis by axis (outer indexing), on ``out_chunks``.
+
+    >>> x = da.arange(24, chunks=5).reshape(1, 1, 1, 4, 6)
+    >>> sel = (range(1), range(1), range(1), (3, 0), range(1, 5, 2))
+    >>> select_dask(x, sel, ((1,), (1,), (1,), (2,), (2,))).compute()[0, 0, 0].tolist()
+    [[19, 21], [1, 3]]
+    """
+    out = array
+    for axis, index in enumerate(selection):
+        if isinstance(index, range) and index == range(out.shape[axis]):
+            continue
+        key: list[object] = [slice(None)] * out.ndim
+        is_slice = isinstance(index, range) and index.step == 1
+        key[axis] = slice(index.start, index.stop) if is_slice else list(index)  # type: ignore[union-attr]
+        out = out[tuple(key)]
+    return out.rechunk(out_chunks)
+
+
+def dask_backing(source: Source) -> da.Array | None:
+    """The lazy dask array behind an :class:`ArraySource` (numpy chunks), else None."""
+    array = source.array if isinstance(source, ArraySource) else None
+    if isinstance(array, da.Array) and isinstance(array._meta, np.ndarray):
+        return array
+    return None
+
+
 def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome-arrow-read") -> da.Array:
     """Return a lazy 5-D dask array of ``selection`` over ``source``: one task per block."""
     plan = plan_reads(source, selection)
+    backing = dask_backing(source)
+    if backing is not None:
+        # A lazy dask array (astype, map_blocks results): index its graph rather than compute
+        # each chunk in a nested graph, which re-runs shared inputs (halos) once per block.
+        return select_dask(backing, selection, plan.out_chunks)
     token = tokenize(source.token, selection)
     name = f"{name_prefix}-{token}"
     source_key = f"ome-arrow-source-{token}"
@@ -118,7 +150,7 @@ def read_into_memory(source: Source, selection: Selection) -> np.ndarray | None:
     import dask
 
     plan = plan_reads(source, selection)
-    if active_client() is not None or dask.config.get("scheduler", None):
+    if active_client() is not None or dask.config.get("scheduler", None) or dask_backing(source) is not None:
         return None
     nbytes = plan.elements_read() * source.meta.dtype.itemsize
     boxed = _BoxedSource.wrap(source, plan) if nbytes <= BOX_READ_BYTES else source
