@@ -191,9 +191,10 @@ class DatasetSource:
             index = index.filter(pc.equal(index.column("image_id"), self.image_id))
             cols = _int_columns(index, [*_INDEX_COLUMNS[1:], "row_group_id", "row_index_in_group"], str(index_path))
             fragments = index.column("fragment_path").to_pylist() if "fragment_path" in index.column_names else []
-            names = sorted({_safe_fragment(root, f) for f in fragments}) or ["chunks.parquet"]
+            safe = {f: _safe_fragment(root, f) for f in set(fragments)}  # resolve each distinct path once
+            names = sorted(set(safe.values())) or ["chunks.parquet"]
             lookup = {f: i for i, f in enumerate(names)}
-            cols["fragment"] = np.array([lookup[_safe_fragment(root, f)] for f in fragments] or [0] * index.num_rows)
+            cols["fragment"] = np.array([lookup[safe[f]] for f in fragments] or [0] * index.num_rows)
             self._fragments = tuple(names)
             self._check_positions(root, cols, index_path)
             return cols

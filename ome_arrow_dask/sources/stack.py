@@ -247,10 +247,15 @@ def check_inside(root_real: str, path: str) -> None:
 
 
 def _fingerprints(grid: FileGrid, entries: dict[str, os.DirEntry[str]], root_real: str) -> tuple[np.ndarray, ...]:
-    names = np.full(grid.shape, None, dtype=object)
-    sizes = np.full(grid.shape, -1, dtype=np.int64)
-    mtimes = np.full(grid.shape, -1, dtype=np.int64)
-    for position, name in grid.files:
+    positions = [position for position, _ in grid.files]
+    flat = np.ravel_multi_index(tuple(np.array(positions).T), grid.shape) if positions else np.zeros(0, int)
+    n = math.prod(grid.shape)
+    names = np.full(n, None, dtype=object)
+    sizes = np.full(n, -1, dtype=np.int64)
+    mtimes = np.full(n, -1, dtype=np.int64)
+    file_names = [name for _, name in grid.files]
+    file_sizes, file_mtimes = [], []
+    for name in file_names:
         entry = entries[name]
         if entry.is_symlink():
             check_inside(root_real, entry.path)
@@ -258,8 +263,12 @@ def _fingerprints(grid: FileGrid, entries: dict[str, os.DirEntry[str]], root_rea
             st = entry.stat()
         except OSError as exc:
             raise InputChangedError(f"{entry.path}: cannot stat the file ({exc})") from exc
-        names[position], sizes[position], mtimes[position] = name, st.st_size, st.st_mtime_ns
-    return names, sizes, mtimes
+        file_sizes.append(st.st_size)
+        file_mtimes.append(st.st_mtime_ns)
+    names[flat] = file_names
+    sizes[flat] = file_sizes
+    mtimes[flat] = file_mtimes
+    return names.reshape(grid.shape), sizes.reshape(grid.shape), mtimes.reshape(grid.shape)
 
 
 def _missing_message(grid: FileGrid, pattern: Pattern, root: str) -> str:
