@@ -10,7 +10,8 @@ one pyramid level, on the threaded scheduler with the same number of threads:
 - ``tifffile`` + ``da.to_zarr``: ``da.stack`` of delayed ``tifffile.imread`` per file;
 - ome-zarr-py ``write_image`` on that same dask array (``scale_factors=None``);
 - ceiling: read every file and compress every (32, 512, 512) block with the same codec
-  in a thread pool, writing nothing.
+  in a thread pool, writing nothing; and the same writing each compressed chunk to its
+  own file (what any writer must at least do on this disk).
 
 MB/s counts input (decoded) bytes. Peak RSS is sampled during each call (growth above
 its starting RSS). The bounded-memory case converts a 10x larger input with ours and
@@ -96,8 +97,11 @@ def _ome_zarr_py(files: list[Path], out: Path, shape: tuple, **kw: object) -> No
     )
 
 
-def _ceiling(files: list[Path], **_: object) -> None:
+def _ceiling(files: list[Path], out: Path | None = None, write: bool = False, **_: object) -> None:
+    """Read every file and compress every chunk; with ``write=True`` also write each to a file."""
     codec = numcodecs.Blosc(cname="zstd", clevel=3, shuffle=numcodecs.Blosc.BITSHUFFLE)
+    if write:
+        out.mkdir(parents=True)
 
     def one_file(path: Path) -> int:
         volume = tifffile.imread(path)
@@ -106,7 +110,10 @@ def _ceiling(files: list[Path], **_: object) -> None:
             for y0 in range(0, volume.shape[1], CHUNKS[3]):
                 for x0 in range(0, volume.shape[2], CHUNKS[4]):
                     block = np.ascontiguousarray(volume[z0 : z0 + 32, y0 : y0 + 512, x0 : x0 + 512])
-                    nbytes += len(codec.encode(block))
+                    encoded = codec.encode(block)
+                    nbytes += len(encoded)
+                    if write:
+                        (out / f"{path.stem}.{z0}.{y0}.{x0}").write_bytes(encoded)
         return nbytes
 
     with ThreadPoolExecutor(THREADS) as pool:
@@ -155,6 +162,9 @@ def run(quick: bool) -> list[dict]:
         _ours(folder=small, out=tmp / "warm-up.ome.zarr")  # imports and first-call costs
         cases = {
             "ceiling (read + compress, no write)": lambda: _measure(_ceiling, tmp / "c", input_bytes, files=files),
+            "ceiling + write (read + compress + one file per chunk)": lambda: _measure(
+                _ceiling, tmp / "cw", input_bytes, files=files, write=True
+            ),
             "ours": lambda: _measure(_ours, tmp / "ours.ome.zarr", input_bytes, folder=folder),
             "tifffile + da.to_zarr": lambda: _measure(
                 _tifffile_to_zarr, tmp / "dz.zarr", input_bytes, files=files, shape=shape

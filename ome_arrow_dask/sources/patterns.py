@@ -103,11 +103,14 @@ class Pattern:
 
     def match(self, names: Iterable[str]) -> list[tuple[str, dict[str, str]]]:
         """Return ``(name, {group: value})`` for each name the pattern fully matches."""
+        groups = [f.group for f in self.fields]
+        fullmatch = self.regex.fullmatch
         out = []
         for name in names:
-            m = self.regex.fullmatch(name)
+            m = fullmatch(name)
             if m is not None:
-                out.append((name, {f.group: m.group(f.group) for f in self.fields}))
+                values = m.group(*groups) if len(groups) > 1 else (m.group(groups[0]),) if groups else ()
+                out.append((name, dict(zip(groups, values, strict=True))))
         return out
 
 
@@ -586,23 +589,20 @@ def axis_index_map(field: Field, values: Iterable[str]) -> tuple[dict[str, int],
     return lookup, labels, "integers" + (f" in steps of {step}" if step > 1 else "")
 
 
-def _positions(
-    pattern: Pattern, matched: list[tuple[str, dict[str, str]]]
-) -> tuple[list[AxisMap], list[tuple[tuple[int, ...], str]]]:
-    axes, lookups = [], []
+def _positions(pattern: Pattern, matched: list[tuple[str, dict[str, str]]]) -> tuple[list[AxisMap], np.ndarray]:
+    """Axis maps of the fields, and each matched name's (T, C, Z, Y, X) grid position (one row each)."""
+    axes, columns = [], []
     for field in pattern.fields:
         if field.axis is None:
             continue
-        lookup, labels, rule = axis_index_map(field, [groups[field.group] for _, groups in matched])
+        values = [groups[field.group] for _, groups in matched]
+        lookup, labels, rule = axis_index_map(field, values)
         axes.append(AxisMap(field.axis, field, labels, rule))
-        lookups.append((GRID_AXES.index(field.axis), field.group, lookup))
-    placed = []
-    for name, groups in matched:
-        position = [0] * 5
-        for axis_index, group, lookup in lookups:
-            position[axis_index] = lookup[groups[group]]
-        placed.append((tuple(position), name))
-    return sorted(axes, key=lambda a: GRID_AXES.index(a.axis)), placed
+        columns.append((GRID_AXES.index(field.axis), [lookup[v] for v in values]))
+    positions = np.zeros((len(matched), 5), dtype=np.int64)
+    for axis_index, column in columns:
+        positions[:, axis_index] = column
+    return sorted(axes, key=lambda a: GRID_AXES.index(a.axis)), positions
 
 
 def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
@@ -616,29 +616,32 @@ def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
     matched = pattern.match(sorted(names))  # plain sort: deterministic; positions order the files
     if not matched:
         raise PatternError(f"no files match {pattern.text!r}")
-    axes, placed = _positions(pattern, matched)
+    axes, positions = _positions(pattern, matched)
     shape = [1] * 5
     for amap in axes:
         shape[GRID_AXES.index(amap.axis)] = len(amap.labels)
     n_positions = math.prod(shape)
     if n_positions > MAX_GRID_POSITIONS:
         raise ResourceLimitError(
-            f"pattern {pattern.text!r} spreads {len(placed)} files over a grid of {n_positions:,} positions "
+            f"pattern {pattern.text!r} spreads {len(matched)} files over a grid of {n_positions:,} positions "
             f"(shape {tuple(shape)}); check which fields are axes"
         )
-    present = np.zeros(shape, dtype=bool)
-    seen: dict[tuple[int, ...], str] = {}
-    for position, name in placed:
-        if position in seen:
-            raise PatternError(
-                f"files {seen[position]!r} and {name!r} land on the same position {position} (TCZYX); "
-                "a field that tells them apart is ignored or missing from the pattern"
-            )
-        seen[position] = name
-        present[position] = True
-    missing = tuple(tuple(int(i) for i in p) for p in np.argwhere(~present))
+    flat = np.ravel_multi_index(tuple(positions.T), shape)
+    order = np.argsort(flat, kind="stable")
+    same = np.flatnonzero(flat[order][1:] == flat[order][:-1])
+    if same.size:
+        first, second = order[same[0]], order[same[0] + 1]
+        raise PatternError(
+            f"files {matched[first][0]!r} and {matched[second][0]!r} land on the same position "
+            f"{tuple(positions[first].tolist())} (TCZYX); a field that tells them apart is ignored or missing "
+            "from the pattern"
+        )
+    present = np.zeros(n_positions, dtype=bool)
+    present[flat] = True
+    missing = tuple(map(tuple, np.argwhere(~present.reshape(shape)).tolist()))
+    files = tuple(zip(map(tuple, positions[order].tolist()), (matched[k][0] for k in order.tolist()), strict=True))
     ignored = tuple(f for f in pattern.fields if f.axis is None)
-    return FileGrid(tuple(shape), tuple(sorted(placed)), missing, tuple(axes), ignored)  # type: ignore[arg-type]
+    return FileGrid(tuple(shape), files, missing, tuple(axes), ignored)  # type: ignore[arg-type]
 
 
 def grid_for(text: str, names: Iterable[str]) -> tuple[Pattern, FileGrid]:
