@@ -212,7 +212,7 @@ class TensorView:
             plan = plan._compose(
                 (range(n) if ax != "C" else range(1) for ax, n in self._sizes().items()), "first channel"
             )
-        array = plan.to_dask().compute()
+        array = plan.to_numpy()  # small reads skip the scheduler (see graph.read_into_memory)
         canonical = array.transpose(0, 2, 1, 3, 4)  # TCZYX -> TZCYX
         keep = tuple(slice(None) if ax in lp.buffer_axes else 0 for ax in "TZCYX")
         buffer = np.ascontiguousarray(canonical[keep], dtype=self._dtype)
