@@ -254,20 +254,22 @@ def _fingerprints(grid: FileGrid, entries: dict[str, os.DirEntry[str]], root_rea
     sizes = np.full(n, -1, dtype=np.int64)
     mtimes = np.full(n, -1, dtype=np.int64)
     file_names = [name for _, name in grid.files]
-    file_sizes, file_mtimes = [], []
-    for name in file_names:
-        entry = entries[name]
+    matched = [entries[name] for name in file_names]
+    for entry in matched:
         if entry.is_symlink():
             check_inside(root_real, entry.path)
-        try:
-            st = entry.stat()
-        except OSError as exc:
-            raise InputChangedError(f"{entry.path}: cannot stat the file ({exc})") from exc
-        file_sizes.append(st.st_size)
-        file_mtimes.append(st.st_mtime_ns)
+    try:
+        stats = [entry.stat() for entry in matched]
+    except OSError:
+        for entry in matched:  # name the first file that cannot be stat'ed
+            try:
+                entry.stat()
+            except OSError as exc:
+                raise InputChangedError(f"{entry.path}: cannot stat the file ({exc})") from exc
+        raise
     names[flat] = file_names
-    sizes[flat] = file_sizes
-    mtimes[flat] = file_mtimes
+    sizes[flat] = [st.st_size for st in stats]
+    mtimes[flat] = [st.st_mtime_ns for st in stats]
     return names.reshape(grid.shape), sizes.reshape(grid.shape), mtimes.reshape(grid.shape)
 
 
