@@ -17,7 +17,7 @@ from dask.highlevelgraph import HighLevelGraph
 from .errors import CorruptInputError
 from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
-from .sources.base import ArraySource, ChunkCoords, Source, chunk_slices
+from .sources.base import ArraySource, ChunkCoords, MetaOverride, Source, chunk_slices
 
 __all__ = [
     "active_client",
@@ -99,6 +99,8 @@ def select_dask(array: da.Array, selection: Selection, out_chunks: tuple[tuple[i
 
 def dask_backing(source: Source) -> da.Array | None:
     """The lazy dask array behind an :class:`ArraySource` (numpy chunks), else None."""
+    while isinstance(source, MetaOverride):  # other descriptors, same pixels
+        source = source.inner
     array = source.array if isinstance(source, ArraySource) else None
     if isinstance(array, da.Array) and isinstance(array._meta, np.ndarray):
         return array

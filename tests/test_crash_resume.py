@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -208,7 +209,7 @@ def test_resume_with_verify_from_the_cli_repairs_a_deleted_chunk(stack, tmp_path
 def test_leftover_partial_files_are_removed_on_resume(stack, tmp_path, monkeypatch):
     out = tmp_path / "p.ome.zarr"
     _interrupted(stack, out, monkeypatch, after_units=3)
-    leftover = out / "0" / "c" / "0" / "0" / "0" / "0" / "1.0123abcd.partial"
+    leftover = out / "0" / "c" / "0" / "0" / "0" / "0" / f"1.{uuid.uuid4().hex}.partial"  # zarr's temp name
     leftover.parent.mkdir(parents=True, exist_ok=True)
     leftover.write_bytes(b"half a chunk")
     OMEArrow.scan(stack, pattern=PATTERN).export("ome-zarr", out=str(out), chunks=CHUNKS, resume=True)
@@ -260,3 +261,27 @@ def test_parquet_conversion_killed_three_times_then_resumed_equals_the_input(sta
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), expected)
     np.testing.assert_array_equal(np.asarray(ome_arrow.OMEArrow(str(out)).export("numpy", dtype="uint16")), expected)
     assert not parts.parent.exists()
+
+
+def test_a_refused_write_deletes_nothing(tmp_path, rng):
+    """Cleanup runs only for our own outputs: a user's folder and its temp-like files survive."""
+    user = tmp_path / "userdir"
+    (user / "sub").mkdir(parents=True)
+    mine = user / "sub" / f"movie.{uuid.uuid4().hex}.partial"
+    mine.write_bytes(b"not zarr")
+    sibling = tmp_path / "userdir.creating-notmine"
+    sibling.mkdir()
+    with pytest.raises(OmeArrowDaskError, match="already exists"):
+        OMEArrow(np.zeros((4, 4), "u1")).export("ome-zarr", out=str(user))
+    assert mine.exists() and sibling.exists()
+
+
+def test_export_creates_missing_parent_folders(tmp_path):
+    out = tmp_path / "a" / "b" / "img.ome.zarr"
+    OMEArrow(np.arange(16, dtype="u1").reshape(4, 4)).export("ome-zarr", out=str(out))
+    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy()[0, 0, 0], np.arange(16).reshape(4, 4))
+
+
+def test_verify_without_resume_is_refused(tmp_path):
+    with pytest.raises(OmeArrowDaskError, match="resume"):
+        OMEArrow(np.zeros((4, 4), "u1")).export("ome-zarr", out=str(tmp_path / "v.zarr"), verify=True)

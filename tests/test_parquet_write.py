@@ -149,6 +149,7 @@ def test_refuses_to_write_into_a_foreign_directory(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(OmeArrowDaskError, match="not an OME-Arrow dataset"):
         OMEArrow(ARR).export(how="parquet", out=tmp_path)
+    assert not (tmp_path.parent / f"{tmp_path.name}.progress").exists()  # refused before touching anything
 
 
 def test_page_checksums_are_written(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from fractions import Fraction
 
 import dask
 import numpy as np
@@ -265,3 +266,25 @@ def test_integer_mean_rounds_half_to_even_at_the_dtype_extremes(rng, dtype):
     got = downsample(block, "mean")
     np.testing.assert_array_equal(got, expected)
     assert got[0, 0, 0, 1, 1] == 0 and got[0, 0, 0, 2, 2] == 2
+
+
+@pytest.mark.parametrize("dtype", ["i8", "u8"])
+def test_64_bit_integer_mean_is_exact_at_the_extremes(rng, dtype):
+    info = np.iinfo(dtype)
+    block = rng.integers(info.min, info.max, size=(1, 1, 2, 6, 8), endpoint=True, dtype=dtype)
+    block[..., :2, :2] = info.max
+    block[..., 2:4, :2] = info.min
+    block[..., 4:6, :2] = [[2**62 + 1, 2**62], [2**62, 2**62 + 1]]  # mean 2**62 + 0.5 -> even: 2**62
+    got = downsample(block, "mean")
+    sums = [[sum(int(v) for v in block[0, 0, 0, 2 * i : 2 * i + 2, 2 * j : 2 * j + 2].ravel()) for j in range(4)]
+            for i in range(3)]
+    expected = [[round(Fraction(v, 4)) for v in row] for row in sums]  # exact rationals, half to even
+    assert got[0, 0, 0].tolist() == expected
+    assert got[0, 0, 0, 0, 0] == info.max and got[0, 0, 0, 1, 0] == info.min and got[0, 0, 0, 2, 0] == 2**62
+
+
+def test_uint64_pyramid_exports(tmp_path):
+    data = np.full((16, 16), 2**63 + 5, dtype="u8")
+    out = str(tmp_path / "u8.ome.zarr")
+    OMEArrow(data).export("ome-zarr", out=out, levels=2)
+    assert np.asarray(zarr.open_array(out, path="1")[:]).ravel().tolist() == [2**63 + 5] * 64

@@ -213,13 +213,18 @@ def _chunk_row(image_id: str, chunk_id: int, origin: Sequence[int], block: np.nd
     return row
 
 
-def _prepare_dir(out: Path) -> None:
-    if out.is_file():
-        out.unlink()  # as ome-arrow's writer does
-    elif (
+def _check_dir(out: Path) -> None:
+    """Refuse to write into a directory that holds something other than an OME-Arrow dataset."""
+    if (
         out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists() and not (out / "chunks.parquet").exists()
     ):
         raise OmeArrowDaskError(f"{out}: exists and is not an OME-Arrow dataset; refusing to write into it")
+
+
+def _prepare_dir(out: Path) -> None:
+    _check_dir(out)
+    if out.is_file():
+        out.unlink()  # as ome-arrow's writer does
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted overwrite must read as incomplete
 
@@ -246,6 +251,7 @@ def write_dataset(
     meta = image.meta
     chunk = _chunk_shape(chunk_shape, meta.shape, struct=False)
     ident = image_id or meta.id or meta.name or "image-00000"
+    _check_dir(out)  # before touching <out>.progress
     parts = _prepare_parts(image, out, chunk, compression, ident, resume)
     _prepare_dir(out)
     _write_parts(image, chunk, ident, parts, progress)

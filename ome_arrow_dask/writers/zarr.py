@@ -25,6 +25,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import shutil
 import uuid
 import zlib
@@ -102,6 +103,8 @@ class ZarrWriteOptions:
             raise OmeArrowDaskError(f"clevel must be 0..9, got {self.clevel}")
         if self.overwrite and self.resume:
             raise OmeArrowDaskError("pass either overwrite=True or resume=True, not both")
+        if self.verify and not self.resume:
+            raise OmeArrowDaskError("verify=True checks the units of a resumed job: pass resume=True (CLI --resume)")
         for name in ("chunks", "shards"):
             value = getattr(self, name)
             if value is not None:
@@ -197,13 +200,23 @@ def downsample(block: np.ndarray, method: str) -> np.ndarray:
 
 
 def _mean2_integer(block: np.ndarray) -> np.ndarray:
-    """Exact 2x2 mean of an even-sized integer block, rounded half to even (as ``np.rint``), in int64."""
-    total = block[..., ::2, ::2].astype(np.int64)
-    total += block[..., 1::2, ::2]
-    total += block[..., ::2, 1::2]
-    total += block[..., 1::2, 1::2]
-    quotient, remainder = np.divmod(total, 4)
-    quotient += (remainder > 2) | ((remainder == 2) & (quotient % 2 == 1))
+    """Exact 2x2 mean of an even-sized integer block, rounded half to even (as ``np.rint``).
+
+    Up to 32-bit the four values are summed in int64. 64-bit values are split into
+    ``x // 4`` and ``x % 4`` so no partial sum overflows the dtype.
+    """
+    views = (block[..., ::2, ::2], block[..., 1::2, ::2], block[..., ::2, 1::2], block[..., 1::2, 1::2])
+    if block.dtype.itemsize <= 4:
+        total = views[0].astype(np.int64)
+        for view in views[1:]:
+            total += view
+        quotient, remainder = np.divmod(total, 4)
+    else:
+        quotient = sum(v // 4 for v in views)  # each in [min/4, max/4]: the sum fits the dtype
+        remainder = sum((v % 4).astype(np.int64) for v in views)
+        quotient = quotient + (remainder // 4).astype(block.dtype)
+        remainder = remainder % 4
+    quotient += ((remainder > 2) | ((remainder == 2) & (quotient % 2 == 1))).astype(quotient.dtype)
     return quotient.astype(block.dtype)
 
 
@@ -392,17 +405,26 @@ def _fsync_dir(folder: str) -> None:
             os.close(fd)
 
 
+_ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
+"""zarr's LocalStore temp names: ``<key>.<uuid4 hex>.partial`` (renamed into place when whole)."""
+
+
 def _clean_leftovers(out: str) -> int:
-    """Remove temp files a killed run left: zarr's ``*.partial`` writes and half-built stores."""
+    """Remove what a killed run of *this* output left: zarr temp writes and half-built stores.
+
+    Called only once ``out`` is known to be ours (being created, or resumed).
+    """
     removed = 0
     parent, base = os.path.split(out)
-    for name in os.listdir(parent or "."):
-        if name.startswith(base + _CREATING):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-            removed += 1
+    creating = re.compile(re.escape(base + _CREATING) + r"[0-9a-f]{12}")
+    if os.path.isdir(parent or "."):
+        for name in os.listdir(parent or "."):
+            if creating.fullmatch(name):
+                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+                removed += 1
     for folder, _, files in os.walk(out):
         for name in files:
-            if name.endswith(".partial"):
+            if _ZARR_PARTIAL.fullmatch(name):
                 with contextlib.suppress(OSError):
                     os.remove(os.path.join(folder, name))
                     removed += 1
@@ -552,12 +574,13 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
     }
-    _clean_leftovers(root)
     action = _prepare(root, job["progress_dir"], job["fingerprint"], opts)
     if action == "done":
         shutil.rmtree(job["progress_dir"], ignore_errors=True)  # a kill during finalize may leave records
         return out
+    _clean_leftovers(root)
     if action == "create":
+        os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
         _create(root, job["progress_dir"], image, layouts, job)
     elif opts.verify:
         verify_units(root, layouts, job)
