@@ -182,7 +182,10 @@ class _BoxedSource:
 
     @classmethod
     def wrap(cls, source: Source, plan: ReadPlan) -> Source:
-        box_reader = getattr(source, "read_chunk_box", None)
+        inner = source
+        while isinstance(inner, MetaOverride):  # same pixels and grid, other descriptors
+            inner = inner.inner
+        box_reader = getattr(inner, "read_chunk_box", None)
         touched = plan.touched
         if box_reader is None or plan.chunks_read < 2:
             return source

@@ -367,3 +367,13 @@ def test_scattered_selection_reads_chunk_by_chunk(tmp_path, monkeypatch):
     got = OMEArrow.scan(path).slice_lazy(0, 20, 0, 5, z_indices=[0, 3]).to_numpy()
     np.testing.assert_array_equal(got[0, 0], data[[0, 3], :5, :])
     assert all(b[2] - a[2] == 1 for a, b in calls)  # never a box spanning z chunks 1 and 2
+
+
+def test_image_type_override_keeps_the_one_call_crop(tmp_path, monkeypatch):
+    path, data = _plain(tmp_path)
+    calls = []
+    original = ZarrSource.read_chunk_box
+    monkeypatch.setattr(ZarrSource, "read_chunk_box", lambda s, a, b: calls.append((a, b)) or original(s, a, b))
+    got = OMEArrow.scan(path, image_type="label").slice_lazy(3, 17, 2, 19, z_indices=[1, 2]).to_numpy()
+    np.testing.assert_array_equal(got[0, 0], data[1:3, 2:19, 3:17])
+    assert len(calls) == 1
