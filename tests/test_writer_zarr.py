@@ -288,3 +288,23 @@ def test_uint64_pyramid_exports(tmp_path):
     out = str(tmp_path / "u8.ome.zarr")
     OMEArrow(data).export("ome-zarr", out=out, levels=2)
     assert np.asarray(zarr.open_array(out, path="1")[:]).ravel().tolist() == [2**63 + 5] * 64
+
+
+@pytest.mark.parametrize(
+    ("chunks", "reads_back"),
+    [((1, 1, 2, 16, 16), False), ((1, 1, 2, 15, 9), True)],  # odd units straddle 2x2 windows: read back
+)
+def test_pyramid_levels_come_from_memory_when_units_bin_alone(tmp_path, rng, monkeypatch, chunks, reads_back):
+    from ome_arrow_dask.writers import zarr as writer
+
+    data = rng.integers(0, 60000, size=(1, 2, 3, 61, 47)).astype("u2")
+    calls = []
+    real = writer._downsample_unit
+    monkeypatch.setattr(writer, "_downsample_unit", lambda *a: calls.append(a[2]) or real(*a))
+    out = str(tmp_path / "p.ome.zarr")
+    OMEArrow(data, dim_order="TCZYX").export("ome-zarr", out=out, chunks=chunks, levels=3)
+    assert bool(calls) == reads_back
+    expected = data
+    for k in range(3):
+        np.testing.assert_array_equal(np.asarray(zarr.open_array(out, path=str(k))[:]), expected)
+        expected = _mean2(expected)

@@ -202,15 +202,15 @@ def downsample(block: np.ndarray, method: str) -> np.ndarray:
 def _mean2_integer(block: np.ndarray) -> np.ndarray:
     """Exact 2x2 mean of an even-sized integer block, rounded half to even (as ``np.rint``).
 
-    Up to 32-bit the four values are summed in int64. 64-bit values are split into
+    Up to 16-bit the four values are summed in int32, 32-bit in int64. 64-bit values are split into
     ``x // 4`` and ``x % 4`` so no partial sum overflows the dtype.
     """
     views = (block[..., ::2, ::2], block[..., 1::2, ::2], block[..., ::2, 1::2], block[..., 1::2, 1::2])
     if block.dtype.itemsize <= 4:
-        total = views[0].astype(np.int64)
+        total = views[0].astype(np.int32 if block.dtype.itemsize <= 2 else np.int64)  # 4 values always fit
         for view in views[1:]:
-            total += view
-        quotient, remainder = np.divmod(total, 4)
+            np.add(total, view, out=total, casting="unsafe")
+        quotient, remainder = total >> 2, total & 3  # floor division and its remainder, also for negatives
     else:
         quotient = sum(v // 4 for v in views)  # each in [min/4, max/4]: the sum fits the dtype
         remainder = sum((v % 4).astype(np.int64) for v in views)
@@ -248,8 +248,12 @@ def _crc32(block: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
 
 
+def _marker_name(index: tuple[int, ...]) -> str:
+    return ".".join(map(str, index)) + ".done"
+
+
 def _marker_path(progress_dir: str, level: str, index: tuple[int, ...]) -> str:
-    return os.path.join(progress_dir, level, ".".join(map(str, index)) + ".done")
+    return os.path.join(progress_dir, level, _marker_name(index))
 
 
 def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], marker: str, fingerprint: str) -> int:
@@ -260,14 +264,51 @@ def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], m
     return 1
 
 
+def _store_and_bin(
+    block: np.ndarray, target: _Target, region: tuple[slice, ...], marker: str, fingerprint: str, bin_method: str | None
+) -> np.ndarray | int:
+    """Store one unit; return its 2x-binned block when the next level takes it from memory, else 1."""
+    _store_unit(block, target, region, marker, fingerprint)
+    return downsample(block, bin_method) if bin_method else 1
+
+
+def _store_from_parts(
+    parts: list[np.ndarray],
+    n_x: int,
+    target: _Target,
+    region: tuple[slice, ...],
+    marker: str,
+    fingerprint: str,
+    bin_method: str | None,
+) -> np.ndarray | int:
+    """Assemble a unit from the binned blocks of the previous level's units (row-major in Y, X) and store it."""
+    rows = [np.concatenate(parts[i : i + n_x], axis=4) for i in range(0, len(parts), n_x)]
+    block = np.concatenate(rows, axis=3)
+    expected = tuple(s.stop - s.start for s in region)
+    if block.shape != expected:  # a planning error, never data: refuse rather than write a wrong unit
+        raise OmeArrowDaskError(f"pyramid unit {region} assembled to shape {block.shape}, expected {expected}")
+    return _store_and_bin(block, target, region, marker, fingerprint, bin_method)
+
+
 def _downsample_unit(
-    previous: _Target, target: _Target, region: tuple[slice, ...], method: str, marker: str, fingerprint: str
-) -> int:
-    """Read the 2x region of the previous level, bin it, and store it as one unit."""
+    previous: _Target,
+    target: _Target,
+    region: tuple[slice, ...],
+    method: str,
+    marker: str,
+    fingerprint: str,
+    bin_method: str | None,
+    _after: list[Any],
+) -> np.ndarray | int:
+    """Read the 2x region of the stored previous level, bin it, and store it as one unit.
+
+    ``_after`` lists the results of the previous level's units written in this run, so
+    this task runs once they are stored.
+    """
     prev = previous.open()
     src = tuple(slice(2 * s.start, min(2 * s.stop, prev.shape[i])) if i >= 3 else s for i, s in enumerate(region))
     block = downsample(np.asarray(prev[src]), method)
-    return _store_unit(block, target, region, marker, fingerprint)
+    return _store_and_bin(block, target, region, marker, fingerprint, bin_method)
 
 
 # ---------------------------------------------------------------------- job state
@@ -489,35 +530,82 @@ def verify_units(out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> l
 
 
 # ---------------------------------------------------------------------- graphs
-def _level_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], k: int, job: dict[str, Any]) -> Delayed | None:
-    """One task per unit of level ``k`` not yet done; None when nothing is left."""
+def _contributors(layouts: list[LevelLayout], k: int, index: tuple[int, ...]) -> list[tuple[int, ...]]:
+    """Units of level ``k - 1`` whose 2x-binned pixels make up unit ``index`` of level ``k`` (row-major Y, X)."""
+    region, prev = layouts[k].region(index), layouts[k - 1]
+    ranges = []
+    for axis in (3, 4):
+        lo, hi = 2 * region[axis].start, min(2 * region[axis].stop, prev.shape[axis])
+        ranges.append(range(lo // prev.unit[axis], -(-hi // prev.unit[axis])))
+    return [(*index[:3], y, x) for y in ranges[0] for x in ranges[1]]
+
+
+def _consumer(layouts: list[LevelLayout], k: int, index: tuple[int, ...]) -> tuple[int, ...]:
+    """The unit of level ``k + 1`` that unit ``index`` of level ``k`` feeds."""
+    region, nxt = layouts[k].region(index), layouts[k + 1]
+    return (*index[:3], region[3].start // 2 // nxt.unit[3], region[4].start // 2 // nxt.unit[4])
+
+
+def _binnable(layouts: list[LevelLayout], k: int) -> bool:
+    """True when level ``k``'s units can be binned one by one.
+
+    That needs the same T/C/Z units as level ``k + 1`` and even Y/X unit sizes (or one
+    unit spanning the axis), so that no 2x2 window straddles two units.
+    """
+    this, nxt = layouts[k], layouts[k + 1]
+    even = all(this.unit[a] % 2 == 0 or this.unit[a] >= this.shape[a] for a in (3, 4))
+    return even and this.unit[:3] == nxt.unit[:3]
+
+
+def _pyramid_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> Delayed | None:
+    """One task per unit not yet done, all levels in one graph; None when nothing is left.
+
+    Level ``k + 1`` units are assembled from the binned blocks that level ``k``'s tasks
+    return (no re-read of level ``k``) when all their contributors are written in this
+    run; otherwise (after a resume) they read level ``k`` back from the store.
+    """
     from ..meta import regular_chunks
 
-    layout, progress_dir, fingerprint = layouts[k], job["progress_dir"], job["fingerprint"]
-    done = _done_units(progress_dir, layout.path, fingerprint)
-    target = _Target(out, layout.path)
-    name = f"ome-arrow-zarr-write-{tokenize(fingerprint, k)}"
+    progress_dir, fingerprint, method = job["progress_dir"], job["fingerprint"], job["method"]
+    n = len(layouts)
+    names = [f"ome-arrow-zarr-write-{tokenize(fingerprint, k)}" for k in range(n)]
+    todo = []
+    for layout in layouts:
+        done = _done_units(progress_dir, layout.path, fingerprint)
+        todo.append({i for i in np.ndindex(*layout.grid) if _marker_name(i) not in done})
+    from_memory: list[set[tuple[int, ...]]] = [set()]
+    for k in range(1, n):
+        ok = _binnable(layouts, k - 1)
+        from_memory.append({i for i in todo[k] if ok and all(c in todo[k - 1] for c in _contributors(layouts, k, i))})
+    blocks = image.to_dask().rechunk(regular_chunks(layouts[0].shape, layouts[0].unit))
     layer: dict[Any, Any] = {}
-    dependencies = []
-    if k == 0:
-        blocks = image.to_dask().rechunk(regular_chunks(layout.shape, layout.unit))
-        dependencies.append(blocks)
-    for index in np.ndindex(*layout.grid):
-        marker = _marker_path(progress_dir, layout.path, index)
-        if os.path.basename(marker) in done:
-            continue
-        region = layout.region(index)
-        if k == 0:
-            task = (_store_unit, (blocks.name, *index), target, region, marker, fingerprint)
-        else:
-            previous = _Target(out, layouts[k - 1].path)
-            task = (_downsample_unit, previous, target, region, job["method"], marker, fingerprint)
-        layer[(name, *index)] = task
+    unconsumed = []
+    for k, layout in enumerate(layouts):
+        target = _Target(out, layout.path)
+        for index in sorted(todo[k]):
+            feeds_next = k + 1 < n and _consumer(layouts, k, index) in from_memory[k + 1]
+            bin_method = method if feeds_next else None
+            marker = _marker_path(progress_dir, layout.path, index)
+            region = layout.region(index)
+            key = (names[k], *index)
+            if k == 0:
+                layer[key] = (_store_and_bin, (blocks.name, *index), target, region, marker, fingerprint, bin_method)
+            elif index in from_memory[k]:
+                parts = [(names[k - 1], *c) for c in _contributors(layouts, k, index)]
+                n_x = len({c[4] for c in _contributors(layouts, k, index)})
+                layer[key] = (_store_from_parts, parts, n_x, target, region, marker, fingerprint, bin_method)
+            else:
+                after = [(names[k - 1], *c) for c in _contributors(layouts, k, index) if c in todo[k - 1]]
+                previous = _Target(out, layouts[k - 1].path)
+                args = (target, region, method, marker, fingerprint, bin_method, after)
+                layer[key] = (_downsample_unit, previous, *args)
+            if not feeds_next:
+                unconsumed.append(key)
     if not layer:
         return None
-    final = f"{name}-total"
-    layer[final] = (sum, list(layer))
-    graph = HighLevelGraph.from_collections(final, layer, dependencies=dependencies)
+    final = f"ome-arrow-zarr-write-{tokenize(fingerprint)}-total"
+    layer[final] = (sum, unconsumed)  # only tasks returning 1: binned blocks are released by their consumer
+    graph = HighLevelGraph.from_collections(final, layer, dependencies=[blocks])
     return Delayed(final, graph)
 
 
@@ -584,9 +672,8 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
         _create(root, job["progress_dir"], image, layouts, job)
     elif opts.verify:
         verify_units(root, layouts, job)
-    for k in range(len(layouts)):
-        graph = _level_graph(image, root, layouts, k, job)
-        if graph is not None:
-            run_graph(graph, opts.progress)
+    graph = _pyramid_graph(image, root, layouts, job)
+    if graph is not None:
+        run_graph(graph, opts.progress)
     _finalize(root, image, layouts, job)
     return out
