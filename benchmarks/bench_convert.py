@@ -8,7 +8,7 @@ one pyramid level, on the threaded scheduler with the same number of threads:
 - ours: ``OMEArrow.scan(folder, pattern=...).export("ome-zarr", ...)`` (crash-safe: done
   markers with fsync, crc32c on chunks, NGFF metadata);
 - ``tifffile`` + ``da.to_zarr``: ``da.stack`` of delayed ``tifffile.imread`` per file;
-- ome-zarr-py ``write_image`` on that same dask array (``scale_factors=None``);
+- ome-zarr-py ``write_image`` on that same dask array (``scale_factors=()``: one level);
 - ceiling: read every file and compress every (32, 512, 512) block with the same codec
   in a thread pool, writing nothing; and the same writing each compressed chunk to its
   own file (what any writer must at least do on this disk).
@@ -88,13 +88,14 @@ def _ome_zarr_py(files: list[Path], out: Path, shape: tuple, **kw: object) -> No
 
     array = _dask_input(files, *shape[:2], shape[2:])
     group = zarr.open_group(str(out), mode="w")
-    write_image(
+    write_image(  # scale_factors=() is one level; None means ome-zarr-py's default 5-level pyramid
         array,
         group,
-        scale_factors=None,
+        scale_factors=(),
         axes="tczyx",
         storage_options={"chunks": CHUNKS, "compressors": _codec()},
     )
+    assert sorted(group.array_keys()) == ["s0"], "ome-zarr-py wrote more than one level"
 
 
 def _ceiling(files: list[Path], out: Path | None = None, write: bool = False, **_: object) -> None:
@@ -174,7 +175,9 @@ def run(quick: bool) -> list[dict]:
             ),
         }
         measured = {name: case() for name, case in cases.items()}
-        same = _check_equal(tmp / "ours.ome.zarr", tmp / "dz.zarr")
+        same = _check_equal(tmp / "ours.ome.zarr", tmp / "dz.zarr") and _check_equal(
+            tmp / "ours.ome.zarr", tmp / "oz.ome.zarr" / "s0"
+        )
         for name, stats in measured.items():
             if name == "ours":
                 continue
