@@ -178,7 +178,13 @@ class RecordSource:
             offsets = self._payload.offsets.astype(np.int64)
             row_values = self._payload.values[int(offsets[0]) : int(offsets[-1])]  # this row's, wherever stored
             token = self.__dict__["_token"] = tokenize(
-                "ome-arrow-record", self.meta, self._layout.chunk_codecs, offsets - offsets[0], row_values
+                "ome-arrow-record",
+                self.meta,
+                self._layout.kind,
+                self._layout.chunk_codecs,
+                self._layout.chunk_dtypes,
+                offsets - offsets[0],
+                row_values,
             )
         return token
 
@@ -345,6 +351,9 @@ def _is_pillow(data: object) -> bool:
 
 def pillow_pixels(image: Any) -> np.ndarray:
     """YX (one band) or YXC pixels of a Pillow image: a view of its Arrow export when Pillow gives one.
+
+    The view shares Pillow's memory, as ``Image.__arrow_c_array__`` itself does: drawing
+    on the image afterwards shows in the pixels. Pass ``image.copy()`` for a snapshot.
 
     Pillow stores multi-band pixels in 4 bytes (RGB pads, LA keeps alpha in byte 3).
     Images Pillow cannot export (stored in several memory blocks) are copied with

@@ -61,15 +61,22 @@ def tensor_field(view: TensorView, name: str = "pixels") -> pa.Field:
 
     ``dim_names`` spell the layout with Y/X; the channel names are in the field metadata.
     """
-    arrow_type = pa.fixed_shape_tensor(_value_type(view.dtype), list(view.shape), dim_names=list(view.axes))
+    value_type = _value_type(view.dtype.newbyteorder("="))
+    arrow_type = pa.fixed_shape_tensor(value_type, list(view.shape), dim_names=list(view.axes))
     metadata = {CHANNEL_NAMES_KEY: json.dumps(list(view.channel_names)).encode()}
     return pa.field(name, arrow_type, nullable=False, metadata=metadata)
 
 
 def tensor_array(view: TensorView) -> pa.ExtensionArray:
-    """``view`` as a length-1 ``arrow.fixed_shape_tensor`` array (zero-copy when the layout allows)."""
+    """``view`` as a length-1 ``arrow.fixed_shape_tensor`` array (zero-copy when the layout allows).
+
+    Like ``pa.array(ndarray)``, a zero-copy export shares memory with the view's buffer
+    (for an in-memory image, the caller's array): writing to that array afterwards shows
+    in the Arrow array. Copy first (``view.to_numpy(contiguous=True).copy()``) to keep a
+    snapshot of a buffer you will refill.
+    """
     arrow_type = tensor_field(view).type
-    array = np.ascontiguousarray(view.to_numpy())
+    array = np.ascontiguousarray(view.to_numpy(), dtype=view.dtype.newbyteorder("="))  # Arrow is little-endian
     values = pa.array(array.reshape(-1), type=arrow_type.value_type)
     storage = pa.FixedSizeListArray.from_arrays(values, type=arrow_type.storage_type)
     return pa.ExtensionArray.from_storage(arrow_type, storage)

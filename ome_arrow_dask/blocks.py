@@ -239,6 +239,31 @@ def _output_grid(
     return fit_grid_to_halo(grid, halo)
 
 
+def _holds(dtype: np.dtype, value: float) -> bool:
+    """True when ``value`` is exactly representable in ``dtype`` (the constant a halo is padded with).
+
+    >>> _holds(np.dtype("u1"), 7), _holds(np.dtype("u1"), 0.5), _holds(np.dtype("u1"), -1), _holds(np.dtype("f4"), 0.5)
+    (True, False, False, True)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        try:
+            cast = np.array(value).astype(dtype)
+        except (OverflowError, ValueError):
+            return False
+    return bool(cast == value) and bool(np.isfinite(value) == np.isfinite(cast))
+
+
+def _widened(dtype: np.dtype, value: float) -> np.dtype:
+    """The smallest dtype holding both ``dtype`` and the constant ``value`` exactly.
+
+    >>> _widened(np.dtype("u1"), -3), _widened(np.dtype("u1"), 300), _widened(np.dtype("u1"), 0.7)
+    (dtype('int16'), dtype('uint16'), dtype('float64'))
+    """
+    if isinstance(value, (int, np.integer)):
+        return np.result_type(dtype, np.min_scalar_type(value))
+    return np.result_type(dtype, np.float64)
+
+
 def map_blocks(
     func: BlockFunc,
     *inputs: object,
@@ -290,6 +315,8 @@ def map_blocks(
     aligned = [
         a.rechunk(grid) if isinstance(a, da.Array) else da.from_array(a, chunks=grid, asarray=True) for a in arrays
     ]
+    if not isinstance(mode, str):  # dask pads in each input's dtype: widen inputs that cannot hold the value
+        aligned = [a if _holds(a.dtype, mode) else a.astype(_widened(a.dtype, mode)) for a in aligned]
     runner = partial(_run_block, func=func, halo=depth, boundary=mode, dtype=out_dtype)
     result = da.map_overlap(
         runner,

@@ -390,3 +390,22 @@ class TestRecordSourceRowOfATable(SourceContract):
         images = [rng.random((1, 2, 1, 7, 6)).astype(np.float32) for _ in range(3)]
         records = pa.concat_arrays([OMEArrow(im).to_arrow(payload="bytes", chunk_shape=(1, 4, 4)) for im in images])
         return RecordSource(records, row_index=2), images[2]
+
+
+def test_big_endian_view_exports_as_native_arrow():
+    data = np.arange(12, dtype="f4").reshape(3, 4)
+    view = OMEArrow(data).tensor_view(dtype=">f4")
+    exported = pa.array(view)
+    assert exported.type.value_type == pa.float32()
+    np.testing.assert_array_equal(np.asarray(exported.storage.flatten()).reshape(3, 4), data)
+
+
+def test_records_differing_only_in_chunk_dtype_do_not_share_a_token():
+    signed = OMEArrow(np.array([[-1, 2]], dtype="i2")).to_arrow()
+    unsigned = OMEArrow(np.array([[65535, 2]], dtype="u2")).to_arrow()
+    a, b = OMEArrow(signed), OMEArrow(unsigned)
+    assert a.source.token != b.source.token
+    import dask
+
+    got_a, got_b = dask.compute(a.to_dask(), b.to_dask())
+    assert got_a.ravel().tolist() == [-1, 2] and got_b.ravel().tolist() == [65535, 2]

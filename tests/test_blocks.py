@@ -262,3 +262,17 @@ def test_public_api_wiring(data):
     assert source.total_reads == reads  # the second pass came from the cache
     info = img.source.cache_info()
     assert info.misses == reads and info.hits == reads
+
+
+@pytest.mark.parametrize("value", [0.7, -3, 300])
+def test_constant_boundary_the_input_dtype_cannot_hold_is_padded_exactly(value):
+    image = np.full((1, 1, 1, 3, 3), 10, "uint8")
+    out = map_blocks(
+        lambda b: ndi.uniform_filter(b.inputs[0].astype("f8"), (1, 1, 1, 3, 3))[b.halo],
+        image,
+        halo={"y": 1, "x": 1},
+        boundary=value,
+        dtype="f8",
+    ).to_numpy()
+    expected = ndi.uniform_filter(image.astype("f8"), (1, 1, 1, 3, 3), mode="constant", cval=value)
+    np.testing.assert_allclose(out, expected, rtol=1e-12)

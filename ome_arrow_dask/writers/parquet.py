@@ -419,7 +419,8 @@ def _check_uint16(block: np.ndarray, origin: Sequence[int]) -> np.ndarray:
         return block
     if block.dtype.kind not in "biuf" or (block.size and not _fits_uint16(block)):
         raise OmeArrowDaskError(
-            f"payload='list' stores pixels as uint16, but the {block.dtype} block at {tuple(origin)} holds values "
+            f"payloads 'list' and 'planes' store pixels as uint16, but the {block.dtype} block at {tuple(origin)} "
+            "holds values "
             "that are not integers in 0..65535; use payload='bytes' (keeps the dtype)"
         )
     return block.astype(np.uint16)
