@@ -173,7 +173,7 @@ def test_page_checksums_are_written(tmp_path):
 )
 def test_list_payload_needs_uint16_values(tmp_path, values):
     arr = np.resize(values, (4, 4)).astype(values.dtype)
-    with pytest.raises(OmeArrowDaskError, match="payload='list' stores pixels as uint16"):
+    with pytest.raises(OmeArrowDaskError, match="payloads 'list' and 'planes' store pixels as uint16"):
         OMEArrow(arr).export(how="parquet", out=tmp_path / "x.parquet", layout="struct", payload="list")
     assert not (tmp_path / "x.parquet").exists()
 
