@@ -4,7 +4,8 @@ Ours: ``OMEArrow.scan(folder, pattern="img_t{t}_z{z}.tif")`` (one layer, one tas
 pages decoded only where the selection needs them). Baselines, as users write them:
 
 - ``da.block`` over ``da.from_delayed(dask.delayed(tifffile.imread))`` per file;
-- ``tifffile.TiffSequence(...).aszarr()`` + ``da.from_zarr``;
+- ``tifffile.TiffSequence("folder/img_*.tif", pattern=regex).aszarr()`` + ``da.from_zarr``
+  (it lists the folder itself, as ours does);
 - ``dask.array.image.imread(glob, imread=tifffile.imread)`` (files in alphabetical order);
 - ``dask_image.imread.imread(glob)`` (pims; 2-D files only).
 
@@ -65,7 +66,7 @@ def _makers(folder: Path, files: list[Path], n_t: int, n_z: int, shape: tuple[in
         "ours": lambda: OMEArrow.scan(folder, pattern=PATTERN).to_dask(),
         "da.block(delayed imread)": block,
         "TiffSequence.aszarr + from_zarr": lambda: da.from_zarr(
-            tifffile.TiffSequence([str(f) for f in files], pattern=REGEX).aszarr()
+            tifffile.TiffSequence(str(folder / "img_*.tif"), pattern=REGEX).aszarr()
         ),
         "dask.array.image.imread": lambda: dask.array.image.imread(str(folder / "img_*.tif"), imread=tifffile.imread),
     }
@@ -82,7 +83,7 @@ def _one_plane(
     if name == "ours":
         return lambda: OMEArrow.scan(folder, pattern=PATTERN).tensor_view(t=t, z=z, layout="YX").to_numpy()
     if name == "TiffSequence.aszarr + from_zarr":
-        seq = lambda: da.from_zarr(tifffile.TiffSequence([str(f) for f in files], pattern=REGEX).aszarr())  # noqa: E731
+        seq = lambda: da.from_zarr(tifffile.TiffSequence(str(folder / "img_*.tif"), pattern=REGEX).aszarr())  # noqa: E731
         return lambda: seq()[(t, z) if not stacked else (t, 0, z)].compute()
     if name == "dask.array.image.imread":
         glob_ = str(folder / "img_*.tif")
