@@ -28,6 +28,7 @@ from ..limits import check_chunk_grid
 from ..lowering import ReadPlan
 from ..meta import ImageMeta
 from ..sources.base import ChunkCoords, chunk_slices
+from ..writers._jobfiles import progress_dir
 from ._parquet_common import (
     Fingerprint,
     build_grid_index,
@@ -50,12 +51,7 @@ def is_dataset_dir(path: str) -> bool:
     """A directory holding a manifest or the dataset's tables (the latter to report them incomplete)."""
     p = Path(path)
     names = (MANIFEST, "images.parquet", "chunks.parquet")
-    return p.is_dir() and (any((p / name).exists() for name in names) or _progress_dir(p).is_dir())
-
-
-def _progress_dir(root: Path) -> Path:
-    """Where our writer keeps an unfinished conversion of ``root`` (see ``writers/parquet.py``)."""
-    return Path(f"{os.fspath(root).rstrip(os.sep)}.progress")
+    return p.is_dir() and (any((p / name).exists() for name in names) or progress_dir(p).is_dir())
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -63,8 +59,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
     path = root / MANIFEST
     if not path.is_file():
         hint = (
-            f"; {_progress_dir(root)} holds an interrupted conversion: run it again with resume=True (CLI --resume)"
-            if _progress_dir(root).is_dir()
+            f"; {progress_dir(root)} holds an interrupted conversion: run it again with resume=True (CLI --resume)"
+            if progress_dir(root).is_dir()
             else ""
         )
         raise IncompleteOutputError(

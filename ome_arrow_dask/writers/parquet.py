@@ -26,7 +26,6 @@ import json
 import math
 import os
 import shutil
-import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -53,6 +52,7 @@ from ..arrow_schema import (
 from ..errors import InputChangedError, OmeArrowDaskError
 from ..graph import run_graph
 from ..meta import ImageMeta, regular_chunks
+from ._jobfiles import atomic_write_text, commit, progress_dir, tmp_path
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -144,41 +144,17 @@ def iter_blocks(image: OMEArrow, chunk_shape: Sequence[int]) -> Iterator[tuple[t
             yield origin, np.ascontiguousarray(block)
 
 
-def _tmp_path(final: Path) -> Path:
-    return final.with_name(f"{final.name}.{uuid.uuid4().hex}.tmp")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
-def _commit(tmp: Path, final: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-    _fsync_dir(final.parent)
-
-
 def _writer(path: Path, schema: pa.Schema, compression: str | None, **kwargs: Any) -> pq.ParquetWriter:
     kwargs.setdefault("use_dictionary", False)  # dictionary pages over pixel payloads only cost
     return pq.ParquetWriter(path, schema, compression=compression or "none", write_page_checksum=True, **kwargs)
 
 
 def _write_table(table: pa.Table, final: Path, compression: str | None) -> None:
-    tmp = _tmp_path(final)
+    tmp = tmp_path(final)
     try:
         with _writer(tmp, table.schema, compression) as writer:
             writer.write_table(table)
-        _commit(tmp, final)
+        commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
 
@@ -269,7 +245,7 @@ def _prepare_parts(
     image: OMEArrow, out: Path, chunk: Sequence[int], compression: str | None, ident: str, resume: bool
 ) -> Path:
     """Return the parts folder: kept when resuming the same job, else started empty."""
-    progress = Path(f"{out}.progress")
+    progress = progress_dir(out)
     fingerprint = tokenize(image.source.token, image.selection, tuple(chunk), compression, ident, str(image.dtype))
     job_file = progress / "job.json"
     if resume and job_file.exists():
@@ -283,9 +259,7 @@ def _prepare_parts(
         shutil.rmtree(progress, ignore_errors=True)
     parts = progress / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_path(job_file)
-    tmp.write_text(json.dumps({"fingerprint": fingerprint}), encoding="utf-8")
-    _commit(tmp, job_file)
+    atomic_write_text(job_file, json.dumps({"fingerprint": fingerprint}))
     for leftover in parts.glob("*.tmp"):
         leftover.unlink(missing_ok=True)
     return parts
@@ -338,7 +312,7 @@ def _compact_parts(parts: Path, final: Path, compression: str | None, n_chunks: 
     paths = sorted(parts.glob("part-*.parquet"))
     if len(paths) != n_chunks:
         raise OmeArrowDaskError(f"{parts}: {len(paths)} of {n_chunks} chunk parts exist; run again with resume=True")
-    tmp = _tmp_path(final)
+    tmp = tmp_path(final)
     index_rows = []
     schema = CHUNK_SCHEMA.with_metadata(DATASET_METADATA)
     try:
@@ -352,7 +326,7 @@ def _compact_parts(parts: Path, final: Path, compression: str | None, n_chunks: 
                 origin = [row[a] for a in "tczyx"]
                 shape = [row[f"shape_{a}"] for a in "tczyx"]
                 index_rows.append(_index_row(row["image_id"], expected_id, origin, shape))
-        _commit(tmp, final)
+        commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
     return index_rows
@@ -404,12 +378,7 @@ def _write_manifest(out: Path, meta: ImageMeta, chunk: Sequence[int], compressio
         "status": "complete",
         "files": files,
     }
-    tmp = _tmp_path(out / MANIFEST)
-    try:
-        tmp.write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        _commit(tmp, out / MANIFEST)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
 
 
 # ---------------------------------------------------------------------- struct layout

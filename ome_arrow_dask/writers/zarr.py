@@ -40,6 +40,7 @@ from dask.highlevelgraph import HighLevelGraph
 from ..errors import InputChangedError, OmeArrowDaskError
 from ..graph import run_graph
 from . import _ngff_meta
+from ._jobfiles import atomic_write_text, fsync_dir, progress_dir
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -234,15 +235,6 @@ class _Target:
         return array.with_config({"write_empty_chunks": True})
 
 
-def _atomic_write(path: str, text: str) -> None:
-    tmp = f"{path}.{os.getpid()}.{id(text)}.tmp"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
 def _crc32(block: np.ndarray) -> int:
     """CRC32 of a block's C-order bytes, without copying a contiguous block."""
     return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
@@ -260,7 +252,7 @@ def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], m
     """Write one unit, then its done-marker (data first, record after)."""
     target.open()[region] = block
     record = {"fingerprint": fingerprint, "crc32": _crc32(block)}
-    _atomic_write(marker, json.dumps(record))
+    atomic_write_text(marker, json.dumps(record), sync_dir=False)  # one folder fsync per unit is too many
     return 1
 
 
@@ -411,7 +403,7 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
     v3 = opts.version == "0.5"
     status = {"status": "in_progress", "fingerprint": job["fingerprint"], "units": job["units"]}
     os.makedirs(progress_dir, exist_ok=True)
-    _atomic_write(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
+    atomic_write_text(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
     building = f"{out}{_CREATING}{uuid.uuid4().hex[:12]}"
     zarr.open_group(building, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
     for layout in layouts:
@@ -433,17 +425,7 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
             **extra,
         )
     os.rename(building, out)
-    _fsync_dir(os.path.dirname(out))
-
-
-def _fsync_dir(folder: str) -> None:
-    """Make a rename in ``folder`` durable (POSIX; a no-op where directories cannot be opened)."""
-    with contextlib.suppress(OSError):
-        fd = os.open(folder or ".", os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+    fsync_dir(os.path.dirname(out))
 
 
 _ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
@@ -658,7 +640,7 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     job = {
         "opts": opts,
         "fingerprint": _fingerprint(image, layouts, opts),
-        "progress_dir": root.rstrip(os.sep) + ".progress",
+        "progress_dir": str(progress_dir(root)),
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
     }
