@@ -34,7 +34,7 @@ from .arrow_schema import CHANNEL_NAMES_KEY, REQUIRED_FIELDS, is_ome_arrow_struc
 from .errors import DimOrderError, InconsistentInputError, OmeArrowDaskError, SelectionError, UnsupportedSourceError
 from .meta import Channel, ImageMeta
 from .sources._parquet_struct import decode_entry, load_payload, record_layout, record_metadata, row_payload
-from .sources.base import ArraySource, ChunkCoords, Source, chunk_slices, parse_dim_order
+from .sources.base import ArraySource, ChunkCoords, Source, SourceBase, chunk_slices, parse_dim_order
 
 _EXPECTED = (
     "an OME-Arrow struct array, an arrow.fixed_shape_tensor array (or nested fixed-size lists) or a Pillow image"
@@ -135,7 +135,7 @@ def _pick_row(n_rows: int, row_index: int | None, what: str) -> int:
 
 
 # ---------------------------------------------------------------------- OME-Arrow records
-class RecordSource:
+class RecordSource(SourceBase):
     """One OME-Arrow struct record held in memory; each chunk is decoded when read.
 
     Raw byte chunks in the image dtype and ``list<uint16>`` payloads of uint16 images
@@ -227,8 +227,6 @@ class RecordSource:
     def __reduce__(self) -> tuple[object, ...]:
         return (RecordSource, (self._array, None))
 
-    def __repr__(self) -> str:
-        return f"RecordSource({self.describe()}, shape={self.meta.shape}, dtype={self.meta.dtype})"
 
 
 def record_source(array: pa.Array, row_index: int | None = None) -> Source:

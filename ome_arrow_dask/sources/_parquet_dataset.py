@@ -27,7 +27,7 @@ from ..errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError
 from ..limits import check_chunk_grid
 from ..lowering import ReadPlan
 from ..meta import ImageMeta
-from ..sources.base import ChunkCoords, chunk_slices
+from ..sources.base import ChunkCoords, SourceBase, chunk_slices
 from ..writers._jobfiles import progress_dir
 from ._parquet_common import (
     Fingerprint,
@@ -144,7 +144,7 @@ def _row_positions(footer: pq.FileMetaData) -> tuple[np.ndarray, np.ndarray]:
     return groups, np.arange(int(sizes.sum())) - starts
 
 
-class DatasetSource:
+class DatasetSource(SourceBase):
     """One image of an OME-Arrow typed chunk dataset directory.
 
     Parameters
@@ -250,10 +250,6 @@ class DatasetSource:
         )
 
     # ------------------------------------------------------------------ Source protocol
-    @property
-    def meta(self) -> ImageMeta:
-        """Metadata from ``images.parquet`` and the chunk index."""
-        return self._meta
 
     @property
     def token(self) -> str:
@@ -302,8 +298,6 @@ class DatasetSource:
         block = decode_bytes(payload.as_buffer(), dtype, shape, None, where)
         return block if dtype == self._meta.dtype else block.astype(self._meta.dtype)
 
-    def __repr__(self) -> str:
-        return f"DatasetSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
 
 
 def _channels(text: object, size_c: int) -> tuple[Any, ...]:

@@ -39,7 +39,7 @@ from ..limits import check_chunk_grid, check_declared_bytes
 from ..lowering import ReadPlan
 from ..meta import ImageMeta, check_dtype
 from ..render import format_bytes
-from ..sources.base import ChunkCoords, chunk_slices
+from ..sources.base import ChunkCoords, SourceBase, chunk_slices
 from ._parquet_common import Fingerprint, build_grid_index, fingerprint, leaf_paths, locate_row, parquet_file
 
 MAX_CACHED_PAYLOADS = 4
@@ -315,7 +315,7 @@ def _list_stats(footer: Any, row_group: int, leaf: str) -> int | None:
     return None
 
 
-class StructSource:
+class StructSource(SourceBase):
     """One OME-Arrow struct record in a Parquet file (see the module docstring).
 
     Parameters
@@ -386,10 +386,6 @@ class StructSource:
                     )
 
     # ------------------------------------------------------------------ Source protocol
-    @property
-    def meta(self) -> ImageMeta:
-        """Metadata from the record's ``pixels_meta`` and the chunk / plane coordinates."""
-        return self._meta
 
     @property
     def token(self) -> str:
@@ -450,5 +446,3 @@ class StructSource:
         """Entries of this source's row (a row group may hold many rows)."""
         return row_payload(payload, self.row_in_group)
 
-    def __repr__(self) -> str:
-        return f"StructSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"

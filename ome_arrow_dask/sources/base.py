@@ -42,6 +42,34 @@ class Source(Protocol):
         ...
 
 
+class SourceBase:
+    """Plumbing shared by the format sources.
+
+    ``__init__`` sets ``_meta`` (read at open, no pixels) and, unless the subclass
+    computes its token, ``_token``; subclasses add ``describe`` and ``read_chunk``.
+    """
+
+    _meta: ImageMeta
+    _token: str
+
+    @property
+    def meta(self) -> ImageMeta:
+        """Shape, dtype, chunk grid and descriptors, read at open (no pixels)."""
+        return self._meta
+
+    @property
+    def token(self) -> str:
+        """Deterministic identity of the pixels (what it covers: see the class docstring)."""
+        return self._token
+
+    def describe(self) -> str:
+        """A one-line description naming the file and what of it is read."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.describe()}, shape={self.meta.shape}, dtype={self.meta.dtype})"
+
+
 def chunk_slices(meta: ImageMeta, chunk_coords: ChunkCoords) -> tuple[slice, ...]:
     """Return the TCZYX slices that chunk ``chunk_coords`` covers in the full image.
 

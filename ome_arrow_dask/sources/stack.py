@@ -37,7 +37,7 @@ from ..limits import check_chunk_grid, check_declared_bytes
 from ..lowering import ChunkSelection, take_orthogonal
 from ..meta import AXES, Channel, ImageMeta, PhysicalSize, check_dtype
 from . import _ome_xml
-from .base import ChunkCoords
+from .base import ChunkCoords, SourceBase
 from .patterns import FileGrid, Pattern, detect_syntax, grid_for
 from .tiff import imagej_physical_size
 
@@ -353,8 +353,12 @@ def _stack_meta(root: str, grid: FileGrid, layout: FileLayout, physical: Physica
     )
 
 
-class StackSource:
-    """A grid of TIFF files, one chunk per file; holds only names, fingerprints and metadata."""
+class StackSource(SourceBase):
+    """A grid of TIFF files, one chunk per file; holds only names, fingerprints and metadata.
+
+    Its token covers the folder, the pattern, every file's name, size and mtime, and the
+    metadata.
+    """
 
     def __init__(
         self,
@@ -378,15 +382,7 @@ class StackSource:
         digest.update(self.sizes.tobytes() + self.mtimes.tobytes())
         self._token = tokenize(os.path.realpath(root), pattern, digest.hexdigest(), self._meta, layout)
 
-    @property
-    def meta(self) -> ImageMeta:
-        """Shape (grid x file extent), dtype of the first file, one chunk per file."""
-        return self._meta
 
-    @property
-    def token(self) -> str:
-        """Root, pattern, file names, sizes and mtimes, and metadata."""
-        return self._token
 
     def describe(self) -> str:
         """Folder, pattern and the fields -> axes mapping."""
@@ -490,8 +486,6 @@ class StackSource:
             raise CorruptInputError(f"{path}: cannot read the TIFF ({type(exc).__name__}: {exc})") from exc
         return data.astype(layout.dtype, copy=False)
 
-    def __repr__(self) -> str:
-        return f"StackSource({self.describe()})"
 
 
 # --------------------------------------------------------------------------- registry

@@ -33,7 +33,7 @@ from ..limits import check_chunk_grid, check_declared_bytes
 from ..meta import AXES, ImageMeta, PhysicalSize, regular_chunks
 from . import _ome_xml
 from ._ngff import check_missing_option
-from .base import ChunkCoords, chunk_slices, parse_dim_order
+from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["TiffSource", "open", "probe"]
 
@@ -272,8 +272,10 @@ def _check_imagej_planes(tif: Any, series: Any, where: str) -> None:
 
 
 # --------------------------------------------------------------------------- source
-class TiffSource:
+class TiffSource(SourceBase):
     """A TIFF series (``scene``) at pyramid ``level`` as a 5-D TCZYX chunked source.
+
+    Its token covers the path, the file's mtime and size, and the options.
 
     Parameters
     ----------
@@ -359,15 +361,7 @@ class TiffSource:
             raise CorruptInputError(f"{self._path}: {exc}") from exc
 
     # -- protocol
-    @property
-    def meta(self) -> ImageMeta:
-        """Shape, dtype, chunk grid and OME/ImageJ descriptors (read at open)."""
-        return self._meta
 
-    @property
-    def token(self) -> str:
-        """Deterministic identity from the path, its mtime and size, and the options."""
-        return self._token
 
     @property
     def path(self) -> str:
@@ -378,8 +372,6 @@ class TiffSource:
         """Name the file, scene and level."""
         return f"TIFF {self._path} (scene {self._scene}, level {self._level})"
 
-    def __repr__(self) -> str:
-        return f"TiffSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

@@ -35,7 +35,7 @@ from ..errors import (
 from ..limits import check_chunk_grid
 from ..meta import AXES, ImageMeta, PhysicalSize, check_dtype, regular_chunks
 from . import _ngff
-from .base import ChunkCoords, chunk_slices, parse_dim_order
+from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["ZarrSource", "open", "probe"]
 
@@ -109,8 +109,11 @@ def _check_complete(root: str, node: Any) -> None:
         )
 
 
-class ZarrSource:
+class ZarrSource(SourceBase):
     """A zarr array (an OME-Zarr level or a plain array) as a 5-D TCZYX chunked source.
+
+    Its token covers the store path, the array key, the metadata file's mtime and size,
+    and the options.
 
     Parameters
     ----------
@@ -206,22 +209,12 @@ class ZarrSource:
         return f"{self._root}/{self._key}" if getattr(self, "_key", "") else self._root
 
     # -- protocol
-    @property
-    def meta(self) -> ImageMeta:
-        """Shape, dtype, chunk grid, physical sizes and channels (metadata only)."""
-        return self._meta
 
-    @property
-    def token(self) -> str:
-        """Deterministic identity from the store path, array key, metadata mtime/size and options."""
-        return self._token
 
     def describe(self) -> str:
         """Name the store and array."""
         return f"zarr array {self._where()} (level {self._level})"
 
-    def __repr__(self) -> str:
-        return f"ZarrSource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
