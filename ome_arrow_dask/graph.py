@@ -97,10 +97,16 @@ def select_dask(array: da.Array, selection: Selection, out_chunks: tuple[tuple[i
     return out.rechunk(out_chunks)
 
 
+def pixel_source(source: Source) -> Source:
+    """The source that reads the pixels: ``MetaOverride`` wrappers only change descriptors."""
+    while isinstance(source, MetaOverride):
+        source = source.inner
+    return source
+
+
 def dask_backing(source: Source) -> da.Array | None:
     """The lazy dask array behind an :class:`ArraySource` (numpy chunks), else None."""
-    while isinstance(source, MetaOverride):  # other descriptors, same pixels
-        source = source.inner
+    source = pixel_source(source)
     array = source.array if isinstance(source, ArraySource) else None
     if isinstance(array, da.Array) and isinstance(array._meta, np.ndarray):
         return array
@@ -182,10 +188,7 @@ class _BoxedSource:
 
     @classmethod
     def wrap(cls, source: Source, plan: ReadPlan) -> Source:
-        inner = source
-        while isinstance(inner, MetaOverride):  # same pixels and grid, other descriptors
-            inner = inner.inner
-        box_reader = getattr(inner, "read_chunk_box", None)
+        box_reader = getattr(pixel_source(source), "read_chunk_box", None)
         touched = plan.touched
         if box_reader is None or plan.chunks_read < 2:
             return source
