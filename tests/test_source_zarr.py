@@ -217,13 +217,16 @@ def _plain(tmp_path, name="bad.zarr", **kwargs):
     return tmp_path / name, data
 
 
-def test_missing_chunk_errors_by_default_and_fills_on_opt_in(tmp_path):
+def test_missing_chunk_errors_when_strict_and_fills_by_default(tmp_path):
+    """Absent = fill value by default (Zarr spec); missing="error" is the strict mode."""
     path, data = _plain(tmp_path)
     os.remove(path / "c" / "1" / "0" / "0")
-    img = OMEArrow.scan(path)
+    img = OMEArrow.scan(path, missing="error")
     np.testing.assert_array_equal(img.slice_lazy(0, 20, 0, 20, z_indices=[0]).to_dask().compute()[0, 0, 0], data[0])
     with pytest.raises(CorruptInputError, match=r"bad\.zarr.*c/1/0/0.*missing"):
         img.to_dask().compute()
+    default = OMEArrow.scan(path).to_dask().compute()[0, 0]
+    assert (default[1, :10, :10] == 0).all()
     with pytest.warns(MissingDataWarning, match=r"c/1/0/0"):
         out = OMEArrow.scan(path, missing="zeros").to_dask().compute()[0, 0]
     assert (out[1, :10, :10] == 0).all()
@@ -352,7 +355,7 @@ def test_small_crop_is_one_zarr_call_and_equals_numpy(tmp_path, monkeypatch):
 def test_small_crop_with_a_missing_chunk_still_names_it(tmp_path):
     path, data = _plain(tmp_path)
     os.remove(path / "c" / "1" / "1" / "0")
-    img = OMEArrow.scan(path)
+    img = OMEArrow.scan(path, missing="error")
     with pytest.raises(CorruptInputError, match=r"bad\.zarr.*c/1/1/0.*missing"):
         img.slice_lazy(0, 20, 0, 20, z_indices=[1]).collect()
     np.testing.assert_array_equal(img.slice_lazy(0, 20, 0, 20, z_indices=[2]).to_numpy()[0, 0, 0], data[2])

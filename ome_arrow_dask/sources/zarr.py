@@ -6,18 +6,38 @@ TCZYX by name (else type) with singletons for absent axes, ``coordinateTransform
 give physical sizes, ``omero`` gives channel names and colors. Plain arrays use
 ``dimension_names`` (v3), ``_ARRAY_DIMENSIONS`` (xarray, v2) or ``dims=``.
 
-Missing chunks: zarr fills absent chunk keys with ``fill_value`` silently, and writers
-that use ``write_empty_chunks=False`` (zarr's default) omit chunks equal to the fill
-value. We cannot tell the two apart, so by default a missing chunk (or shard) key is a
-:class:`~ome_arrow_dask.errors.CorruptInputError` naming the array and key; pass
-``missing="zeros"`` to accept fill values (with a :class:`MissingDataWarning`). For
-sharded arrays presence is checked per shard; a zero-byte shard or chunk is corrupt.
+Absent chunks (``missing=``): the Zarr spec reads an absent chunk key as the array's
+``fill_value``, and zarr writes no chunk for all-fill regions by default
+(``write_empty_chunks=False``), so ``"fill"`` (the default) reads them so, silently.
+``"zeros"`` fills too but warns (:class:`~ome_arrow_dask.errors.MissingDataWarning`)
+naming each key; ``"error"`` (strict) raises
+:class:`~ome_arrow_dask.errors.CorruptInputError` naming the array and key. Exception:
+a store our writer finished (group attribute ``ome_arrow_dask`` with ``status:
+"complete"``) was written with ``write_empty_chunks=True`` after every unit was
+recorded, so every chunk exists and an absent one is damage: there the default is
+``"error"`` (pass ``missing="fill"`` to read it anyway). For sharded arrays presence is
+checked per shard.
+
+Damage is never read as data, whatever ``missing`` says: a chunk (or shard) key that is
+a directory or another non-file, a zero-byte key, a key whose folder is a file, a blosc
+chunk shorter than its header declares (a truncated chunk stored uncompressed would
+otherwise decode neighbouring memory) or whose header declares another decoded size,
+and a chunk zarr cannot decode are :class:`~ome_arrow_dask.errors.CorruptInputError`.
+
+Symlinks: a level folder, metadata file or chunk whose real path leaves the store
+(a link, or a folder on the way that is one) is refused with
+:class:`~ome_arrow_dask.errors.UnsafePathError` naming the link and its target, as
+Parquet datasets and pattern folders refuse theirs; links inside the store are fine.
+``follow_symlinks=True`` opts in to reading links out of the store.
 """
 
 from __future__ import annotations
 
+import builtins
 import itertools
+import math
 import os
+import stat
 import warnings
 from typing import Any
 
@@ -30,6 +50,7 @@ from ..errors import (
     MissingDataWarning,
     OmeArrowDaskError,
     SelectionError,
+    UnsafePathError,
     UnsupportedSourceError,
 )
 from ..limits import check_chunk_grid
@@ -39,8 +60,11 @@ from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["ZarrSource", "open", "probe"]
 
-_OPTIONS = frozenset({"level", "dims", "missing"})
+_OPTIONS = frozenset({"level", "dims", "missing", "follow_symlinks"})
 _MARKERS = ("zarr.json", ".zgroup", ".zarray")
+_MISSING_POLICIES = ("fill", "zeros", "error")
+_BLOSC_HEADER = 16
+"""Bytes of a blosc1 chunk header: version, versionlz, flags, typesize, nbytes, blocksize, cbytes."""
 
 
 def probe(path: str, **options: object) -> bool:
@@ -49,28 +73,82 @@ def probe(path: str, **options: object) -> bool:
 
 
 def open(path: str, **options: Any) -> ZarrSource:
-    """Open an OME-Zarr image or a zarr array lazily; options ``level``, ``dims``, ``missing``."""
+    """Open an OME-Zarr image or a zarr array lazily; options ``level``, ``dims``, ``missing``, ``follow_symlinks``."""
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise TypeError(f"the zarr source does not support options {unknown}; it takes {sorted(_OPTIONS)}")
     return ZarrSource(path, **options)
 
 
-def _stored_size(store: Any, key: str) -> int | None:
-    """Bytes stored under ``key`` (None when absent); a plain ``stat`` for local stores."""
-    from zarr.storage import LocalStore
+def check_missing(missing: object) -> str | None:
+    """Validate the zarr ``missing=`` policy: None (the store's default), ``"fill"``, ``"zeros"`` or ``"error"``.
 
-    if isinstance(store, LocalStore):
-        try:
-            return os.stat(os.path.join(store.root, key)).st_size
-        except FileNotFoundError:
-            return None
-    from zarr.core.sync import sync
+    >>> check_missing("fill")
+    'fill'
+    """
+    if missing is not None and missing not in _MISSING_POLICIES:
+        raise OmeArrowDaskError(f"missing must be one of {_MISSING_POLICIES} (or None: the default), got {missing!r}")
+    return None if missing is None else str(missing)
 
+
+def _check_inside(root_real: str, path: str, what: str) -> None:
+    """Refuse ``path`` when its real path leaves the store ``root_real`` (a symlink out)."""
     try:
-        return sync(store.getsize(key))
-    except FileNotFoundError:
+        real = os.path.realpath(path, strict=True)
+    except (OSError, RuntimeError) as exc:  # a dangling link or a loop
+        raise CorruptInputError(f"{path}: {what} cannot be resolved ({exc})") from exc
+    if os.path.commonpath([root_real, real]) != root_real:
+        raise UnsafePathError(
+            f"{path}: {what} is a symbolic link (or lies under one) to {real}, outside the store {root_real}; "
+            "refusing to read it (pass follow_symlinks=True to read links out of the store)"
+        )
+
+
+def _blosc_frames(array: Any) -> tuple[bool, int | None]:
+    """Whether each stored chunk object is one whole blosc frame, and its decoded size when known.
+
+    True for a zarr v2 blosc compressor and for an unsharded v3 array whose last
+    bytes-to-bytes codec is blosc; the decoded size is known when nothing else
+    (filters, other bytes codecs) sits between the chunk's bytes and blosc.
+    """
+    meta = array.metadata
+    chunk_bytes = math.prod(int(c) for c in array.chunks) * np.dtype(array.dtype).itemsize
+    if meta.zarr_format == 2:
+        if getattr(meta.compressor, "codec_id", None) != "blosc":
+            return False, None
+        return True, None if meta.filters else chunk_bytes
+    from zarr.abc.codec import BytesBytesCodec
+    from zarr.codecs import BloscCodec, BytesCodec, ShardingCodec
+
+    codecs = tuple(meta.codecs)
+    if any(isinstance(c, ShardingCodec) for c in codecs):
+        return False, None  # a shard is not one frame; its index codecs carry a crc32c by default
+    outer = [c for c in codecs if isinstance(c, BytesBytesCodec)]
+    if not outer or not isinstance(outer[-1], BloscCodec):
+        return False, None
+    plain = len(outer) == 1 and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
+    return True, chunk_bytes if plain else None
+
+
+def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:
+    """(inner chunks per shard, index at start, byte order) for a shard index without a checksum.
+
+    zarr verifies an index that ends in a ``crc32c`` codec (the default); an index
+    stored as plain ``bytes`` is checked by :meth:`ZarrSource._check_shard_index`.
+    """
+    if array.metadata.zarr_format != 3 or not array.shards:
         return None
+    from zarr.codecs import BytesCodec, ShardingCodec
+
+    codec = array.metadata.codecs[0]
+    if not isinstance(codec, ShardingCodec) or len(codec.index_codecs) != 1:
+        return None
+    (index_codec,) = codec.index_codecs
+    if not isinstance(index_codec, BytesCodec):
+        return None
+    n_inner = math.prod(int(s) // int(c) for s, c in zip(array.shards, codec.chunk_shape, strict=True))
+    order = "<" if getattr(index_codec.endian, "value", "little") == "little" else ">"
+    return n_inner, str(getattr(codec.index_location, "value", codec.index_location)) == "start", order
 
 
 def _open_node(root: str, key: str = "") -> Any:
@@ -83,7 +161,11 @@ def _open_node(root: str, key: str = "") -> Any:
     except (KeyError, FileNotFoundError) as exc:
         raise CorruptInputError(f"{root}: no zarr array at {key or '/'!r}: {exc}") from exc
     except (RecursionError, MemoryError, ValueError, TypeError, ZeroDivisionError) as exc:
-        raise CorruptInputError(f"{root}: zarr metadata unreadable at {key or '/'!r}: {exc}") from exc
+        folder = os.path.join(root, key) if key else root
+        files = [n for n in ("zarr.json", ".zarray", ".zgroup", ".zattrs") if os.path.isfile(os.path.join(folder, n))]
+        raise CorruptInputError(
+            f"{root}: zarr metadata unreadable at {key or '/'!r} (in {', '.join(files) or 'no metadata file'}): {exc}"
+        ) from exc
     except Exception as exc:
         raise CorruptInputError(f"{root}: cannot open zarr node {key or '/'!r}: {type(exc).__name__}: {exc}") from exc
 
@@ -99,14 +181,30 @@ def _plain_names(array: Any, dims: str | None) -> tuple[str, ...]:
     return tuple(parse_dim_order(None, array.ndim))
 
 
-def _check_complete(root: str, node: Any) -> None:
-    """Refuse a store our writer marked ``in_progress`` (a crashed or running job)."""
+def _check_complete(root: str, node: Any) -> bool:
+    """Refuse a store our writer marked ``in_progress`` (a crashed or running job).
+
+    Return True when our writer marked it ``complete`` (every chunk was written).
+    """
     status = dict(getattr(node, "attrs", {})).get("ome_arrow_dask")
-    if isinstance(status, dict) and status.get("status") != "complete":
+    if status is None:
+        return False
+    if not isinstance(status, dict):
+        raise CorruptInputError(
+            f"{root}: the group attribute 'ome_arrow_dask' must be an object, got {type(status).__name__}"
+        )
+    if status.get("status") != "complete":
         raise IncompleteOutputError(
             f"{root}: this OME-Zarr was not finished by ome-arrow-dask (status {status.get('status')!r}); "
             "re-run the conversion with --resume (its level arrays can still be opened one by one)"
         )
+    return True
+
+
+def _attrs_file(root: str, node: Any) -> str:
+    """The file holding a group's attributes, for error messages."""
+    v3 = getattr(getattr(node, "metadata", None), "zarr_format", 3) == 3
+    return os.path.join(root, "zarr.json" if v3 else ".zattrs")
 
 
 class ZarrSource(SourceBase):
@@ -124,7 +222,13 @@ class ZarrSource(SourceBase):
     dims
         Axis letters of the array (e.g. ``"ZYX"``), overriding NGFF axes / dimension names.
     missing
-        ``"error"`` (default) or ``"zeros"`` (fill absent chunks, warn).
+        Absent chunk keys: ``"fill"`` (the fill value, as the Zarr spec reads them),
+        ``"zeros"`` (the fill value with a :class:`MissingDataWarning`) or ``"error"``
+        (:class:`CorruptInputError`). Default None: ``"error"`` for a store our writer
+        marked complete (it writes every chunk), ``"fill"`` otherwise.
+    follow_symlinks
+        Read level folders and chunks that are symbolic links out of the store
+        (default False: :class:`UnsafePathError`).
     """
 
     def __init__(
@@ -133,23 +237,33 @@ class ZarrSource(SourceBase):
         *,
         level: int = 0,
         dims: str | None = None,
-        missing: str = "error",
+        missing: str | None = None,
+        follow_symlinks: bool = False,
     ) -> None:
         self._root = os.path.abspath(os.fspath(path))
+        self._root_real = os.path.realpath(self._root)
         self._level = int(level)
-        self._missing = _ngff.check_missing_option(missing)
+        self._follow_symlinks = bool(follow_symlinks)
+        self._checked_dirs: set[str] = set()
+        self._attrs_file = self._root
+        missing = check_missing(missing)
         _ngff.check_metadata_sizes(self._root)
+        self._check_links("")
         node = _open_node(self._root)
-        _check_complete(self._root, node)
+        ours_complete = _check_complete(self._root, node)
+        self._missing = missing or ("error" if ours_complete else "fill")
         self._key, array, names, types, level_meta, attrs = self._resolve(node, dims)
+        self._check_geometry(array)
         self._targets = self._map(names, types, array.ndim, dims)
         self._meta = self._make_meta(array, level_meta, attrs)
         self._shards = tuple(int(s) for s in (array.shards or array.chunks))
         self._native_chunks = tuple(int(c) for c in array.chunks)
         self._fill_value = array.fill_value
+        self._blosc_frames, self._blosc_nbytes = _blosc_frames(array)
+        self._shard_index = _unchecked_shard_index(array)
         meta_file = os.path.join(self._root, self._key, "zarr.json" if array.metadata.zarr_format == 3 else ".zarray")
         st = os.stat(meta_file)
-        options = {"level": self._level, "dims": dims, "missing": self._missing}
+        options = {"level": self._level, "dims": dims, "missing": self._missing, "links": self._follow_symlinks}
         self._token = tokenize("zarr", self._root, self._key, st.st_mtime_ns, st.st_size, options)
         self._array: Any = array  # dropped when pickled; reopened lazily in workers
 
@@ -163,20 +277,49 @@ class ZarrSource(SourceBase):
                 raise SelectionError(f"{self._root}: level {self._level} requested but this is a single zarr array")
             names = _plain_names(node, dims)
             return "", node, names, (None,) * len(names), None, {}
-        attrs = _ngff.ngff_attrs(dict(node.attrs))
+        attrs_file = self._attrs_file = _attrs_file(self._root, node)
+        attrs = _ngff.ngff_attrs(dict(node.attrs), attrs_file)
         if attrs is None:
             members = sorted(node.keys())[:10]
             raise UnsupportedSourceError(
                 f"{self._root}: zarr group without OME-NGFF 'multiscales'; open one of its arrays ({members})"
             )
-        level = _ngff.parse_multiscale(attrs, self._level, self._root)
+        level = _ngff.parse_multiscale(attrs, self._level, attrs_file)
         _ngff.check_metadata_sizes(os.path.join(self._root, level.path))
+        self._check_links(level.path)
         array = _open_node(self._root, level.path)
         if len(level.names) != array.ndim:
             raise CorruptInputError(
                 f"{self._root}: NGFF axes {level.names} do not match the {array.ndim}-D array {level.path!r}"
             )
         return level.path, array, level.names, level.types, level, attrs
+
+    def _check_links(self, key: str) -> None:
+        """Refuse an array or group folder, or its metadata files, whose real path leaves the store."""
+        if self._follow_symlinks:
+            return
+        folder = os.path.join(self._root, key) if key else self._root
+        if not os.path.lexists(folder):
+            return  # zarr reports the missing node by name
+        _check_inside(self._root_real, folder, f"zarr node {key or '/'!r}")
+        for name in ("zarr.json", ".zarray", ".zgroup", ".zattrs"):
+            path = os.path.join(folder, name)
+            if os.path.islink(path):
+                _check_inside(self._root_real, path, f"metadata file {name!r}")
+
+    def _check_geometry(self, array: Any) -> None:
+        """Refuse zero-size axes and zero or negative chunk or shard sizes before any grid arithmetic."""
+        where = self._where()
+        try:
+            shape, chunks = tuple(int(s) for s in array.shape), tuple(int(c) for c in array.chunks)
+            shards = tuple(int(s) for s in (array.shards or chunks))
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise CorruptInputError(f"{where}: chunk or shard shape unreadable: {type(exc).__name__}: {exc}") from exc
+        for label, sizes in (("chunk shape", chunks), ("shard shape", shards)):
+            if any(c <= 0 for c in sizes):
+                raise CorruptInputError(f"{where}: {label} {sizes} has a zero or negative size (corrupt metadata)")
+        if any(s == 0 for s in shape):
+            raise CorruptInputError(f"{where}: the array has a zero-size axis (shape {shape}); it holds no pixels")
 
     def _map(self, names: tuple, types: tuple, ndim: int, dims: str | None) -> tuple[str, ...]:
         if dims is not None:
@@ -194,7 +337,7 @@ class ZarrSource(SourceBase):
         for letter, size, chunk in zip(self._targets, array.shape, array.chunks, strict=True):
             shape[AXES.index(letter)], chunk_shape[AXES.index(letter)] = int(size), int(chunk)
         physical = _ngff.physical_size(self._targets, level, where) if level is not None else PhysicalSize()
-        channels = _ngff.omero_channels(attrs, shape[1])
+        channels = _ngff.omero_channels(attrs, shape[1], self._attrs_file)
         name = (level.name if level is not None else None) or os.path.basename(self._root.rstrip(os.sep))
         return ImageMeta(
             shape=tuple(shape),  # type: ignore[arg-type]
@@ -211,6 +354,10 @@ class ZarrSource(SourceBase):
     # -- protocol
 
 
+    def input_paths(self) -> tuple[str, ...]:
+        """The whole store folder (every level and chunk of it)."""
+        return (self._root,)
+
     def describe(self) -> str:
         """Name the store and array."""
         return f"zarr array {self._where()} (level {self._level})"
@@ -219,6 +366,7 @@ class ZarrSource(SourceBase):
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_array"] = None
+        state["_checked_dirs"] = set()
         return state
 
     # -- reading
@@ -228,20 +376,116 @@ class ZarrSource(SourceBase):
         return self._array
 
     def _check_present(self, array: Any, key: str) -> None:
-        size = _stored_size(array.store_path.store, key)
-        if size == 0:
-            raise CorruptInputError(f"{self._where()}: chunk key {key!r} is an empty (zero-byte) file")
-        if size is None:
-            if self._missing == "error":
-                raise CorruptInputError(
-                    f"{self._where()}: chunk key {key!r} is missing; pass missing='zeros' to read it as the "
-                    f"fill value {self._fill_value!r} (writers with write_empty_chunks=False omit such chunks)"
-                )
-            warnings.warn(
-                f"{self._where()}: chunk key {key!r} is missing; filled with {self._fill_value!r}",
-                MissingDataWarning,
-                stacklevel=3,
+        """Check the stored object under ``key`` before zarr reads it; warn or raise for an absent one.
+
+        A key that is a directory or another non-file, lies under a file, is empty,
+        is a link out of the store, or holds a blosc frame shorter than its header
+        declares (or of another decoded size) is damage: :class:`CorruptInputError`
+        (or :class:`UnsafePathError`), whatever ``missing`` says.
+        """
+        where = self._where()
+        path = os.path.join(self._root, *key.split("/"))
+        st = self._stat_key(path, key)
+        if st is None:
+            self._absent(key)
+            return
+        if stat.S_ISDIR(st.st_mode):
+            raise CorruptInputError(
+                f"{where}: chunk key {key!r} is a directory, neither a chunk nor absent; the store is damaged "
+                "(remove the directory if the chunk should read as the fill value)"
             )
+        if not stat.S_ISREG(st.st_mode):
+            raise CorruptInputError(f"{where}: chunk key {key!r} is not a regular file; the store is damaged")
+        if st.st_size == 0:
+            raise CorruptInputError(f"{where}: chunk key {key!r} is an empty (zero-byte) file")
+        if self._blosc_frames:
+            self._check_blosc(path, key, st.st_size)
+        if self._shard_index is not None:
+            self._check_shard_index(path, key, st.st_size)
+
+    def _stat_key(self, path: str, key: str) -> os.stat_result | None:
+        """``stat`` of a chunk key's file (None when absent), refusing links out of the store."""
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return None
+        except NotADirectoryError as exc:
+            raise CorruptInputError(
+                f"{self._where()}: chunk key {key!r} lies under a file, not a folder; the store is damaged"
+            ) from exc
+        if not self._follow_symlinks:
+            parent = os.path.dirname(path)
+            if parent not in self._checked_dirs:
+                _check_inside(self._root_real, parent, f"the folder of chunk key {key!r}")
+                self._checked_dirs.add(parent)
+            if stat.S_ISLNK(st.st_mode):
+                _check_inside(self._root_real, path, f"chunk key {key!r}")
+        if not stat.S_ISLNK(st.st_mode):
+            return st
+        try:
+            return os.stat(path)
+        except OSError as exc:
+            raise CorruptInputError(f"{self._where()}: chunk key {key!r} is a dangling symbolic link ({exc})") from exc
+
+    def _check_shard_index(self, path: str, key: str, size: int) -> None:
+        """Refuse a shard whose unchecksummed index points past the end of the shard (truncation)."""
+        assert self._shard_index is not None
+        n_inner, at_start, order = self._shard_index
+        index_bytes = 16 * n_inner
+        if size < index_bytes:
+            raise CorruptInputError(
+                f"{self._where()}: shard {key!r} is truncated: {size:,} bytes, less than its {index_bytes:,}-byte index"
+            )
+        with builtins.open(path, "rb") as fh:
+            fh.seek(0 if at_start else size - index_bytes)
+            index = np.frombuffer(fh.read(index_bytes), f"{order}u8").reshape(-1, 2)
+        present = index[:, 0] != np.iinfo(np.uint64).max
+        ends = index[present, 0].astype(object) + index[present, 1].astype(object)
+        if len(ends) and max(ends) > size:
+            raise CorruptInputError(
+                f"{self._where()}: shard {key!r} is truncated: its index points to byte {max(ends):,} of a "
+                f"{size:,}-byte file; re-copy or re-write the store"
+            )
+
+    def _check_blosc(self, path: str, key: str, size: int) -> None:
+        """Refuse a blosc chunk shorter than its header's ``cbytes`` or of another decoded size.
+
+        Blosc trusts its header: a truncated chunk (notably one stored uncompressed, as
+        blosc does for incompressible data) decodes bytes past the end of the buffer.
+        """
+        where = self._where()
+        with builtins.open(path, "rb") as fh:
+            header = fh.read(_BLOSC_HEADER)
+        if len(header) < _BLOSC_HEADER:
+            raise CorruptInputError(
+                f"{where}: chunk key {key!r} is truncated: {size} bytes, shorter than a blosc header"
+            )
+        nbytes, _blocksize, cbytes = np.frombuffer(header, "<u4", count=3, offset=4).tolist()
+        if size < cbytes:
+            raise CorruptInputError(
+                f"{where}: chunk key {key!r} is truncated: {size:,} bytes stored, its blosc header declares "
+                f"{cbytes:,}; re-copy or re-write the store"
+            )
+        if self._blosc_nbytes is not None and nbytes != self._blosc_nbytes:
+            raise CorruptInputError(
+                f"{where}: chunk key {key!r} has a blosc header declaring {nbytes:,} decoded bytes, "
+                f"the chunk holds {self._blosc_nbytes:,}; the chunk is corrupt"
+            )
+
+    def _absent(self, key: str) -> None:
+        """Apply the ``missing`` policy to an absent chunk key."""
+        if self._missing == "fill":
+            return
+        if self._missing == "error":
+            raise CorruptInputError(
+                f"{self._where()}: chunk key {key!r} is missing; pass missing='fill' to read it as the "
+                f"fill value {self._fill_value!r} (writers with write_empty_chunks=False omit such chunks)"
+            )
+        warnings.warn(
+            f"{self._where()}: chunk key {key!r} is missing; filled with {self._fill_value!r}",
+            MissingDataWarning,
+            stacklevel=4,
+        )
 
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Read one zarr chunk as a 5-D TCZYX array in native byte order."""
