@@ -72,10 +72,53 @@ def check_dataset_path(path: object, where: str) -> str:
     return path
 
 
-def ngff_attrs(attrs: dict[str, Any]) -> dict[str, Any] | None:
-    """The dict holding ``multiscales``: ``attrs["ome"]`` (0.5) or ``attrs`` (0.1-0.4)."""
-    ome = attrs.get("ome")
-    if isinstance(ome, dict) and "multiscales" in ome:
+def typed_field(
+    container: dict[str, Any],
+    key: str,
+    kinds: type | tuple[type, ...],
+    where: str,
+    field: str,
+    *,
+    required: bool = False,
+) -> Any:
+    """Return ``container[key]`` if it has one of the JSON ``kinds``; None when absent (or null).
+
+    Untrusted metadata: a field of another type is a :class:`CorruptInputError` naming
+    ``where`` (the file) and ``field`` (its path in the document); booleans never count
+    as numbers.
+
+    >>> typed_field({"name": "img"}, "name", str, "x.zarr/.zattrs", "multiscales[0].name")
+    'img'
+    >>> typed_field({"name": 3}, "name", str, "x.zarr/.zattrs", "multiscales[0].name")
+    Traceback (most recent call last):
+    ...
+    ome_arrow_dask.errors.CorruptInputError: x.zarr/.zattrs: multiscales[0].name must be a string, got int (3)
+    """
+    value = container.get(key)
+    if value is None:
+        if required:
+            raise CorruptInputError(f"{where}: {field} is missing")
+        return None
+    kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+    if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+        expected = " or ".join(_JSON_KIND.get(k, k.__name__) for k in kinds)
+        shown = str(value)[:60]
+        raise CorruptInputError(f"{where}: {field} must be {expected}, got {type(value).__name__} ({shown})")
+    return value
+
+
+_JSON_KIND = {str: "a string", list: "a list", dict: "an object", int: "an integer", float: "a number"}
+
+
+def ngff_attrs(attrs: dict[str, Any], where: str = "zarr group") -> dict[str, Any] | None:
+    """The dict holding ``multiscales``: ``attrs["ome"]`` (0.5) or ``attrs`` (0.1-0.4).
+
+    ``where`` names the attributes' file in errors (an ``ome`` that is not an object).
+    """
+    if not isinstance(attrs, dict):
+        raise CorruptInputError(f"{where}: attributes must be a JSON object, got {type(attrs).__name__}")
+    ome = typed_field(attrs, "ome", dict, where, "'ome'")
+    if ome is not None and "multiscales" in ome:
         return ome
     return attrs if "multiscales" in attrs else None
 
@@ -101,14 +144,14 @@ def _axes(multiscale: dict[str, Any], ndim: int | None, where: str) -> tuple[tup
     if not isinstance(axes, list) or not axes:
         raise CorruptInputError(f"{where}: multiscales axes must be a non-empty list, got {type(axes).__name__}")
     names, types, units = [], [], []
-    for ax in axes:
+    for i, ax in enumerate(axes):
         if isinstance(ax, str):
             ax = {"name": ax}
         if not isinstance(ax, dict) or not isinstance(ax.get("name"), str):
             raise CorruptInputError(f"{where}: malformed axis entry {str(ax)[:80]!r}")
         names.append(ax["name"])
-        types.append(ax.get("type") if isinstance(ax.get("type"), str) else None)
-        units.append(ax.get("unit") if isinstance(ax.get("unit"), str) else None)
+        types.append(typed_field(ax, "type", str, where, f"multiscales[0].axes[{i}].type"))
+        units.append(typed_field(ax, "unit", str, where, f"multiscales[0].axes[{i}].unit"))
     return tuple(names), tuple(types), tuple(units)
 
 
@@ -124,20 +167,41 @@ def _scale_of(transforms: object, where: str) -> list[float] | None:
     return None
 
 
+def _check_transforms(transforms: object, where: str, field: str) -> None:
+    """``coordinateTransformations`` must be a list of objects, each with a string ``type``."""
+    if transforms is None:
+        return
+    if not isinstance(transforms, list):
+        raise CorruptInputError(f"{where}: {field} must be a list, got {type(transforms).__name__}")
+    for i, transform in enumerate(transforms):
+        if not isinstance(transform, dict):
+            raise CorruptInputError(f"{where}: {field}[{i}] must be an object, got {type(transform).__name__}")
+        typed_field(transform, "type", str, where, f"{field}[{i}].type", required=True)
+
+
 def parse_multiscale(attrs: dict[str, Any], level: int, where: str) -> NgffLevel:
-    """Pick the first multiscale and its ``level``-th dataset; validate what we use."""
+    """Pick the first multiscale and its ``level``-th dataset; validate what we use.
+
+    ``where`` names the attributes file. Every field read must have its JSON type;
+    another type is a :class:`CorruptInputError` naming the file and the field.
+    """
     multiscales = attrs.get("multiscales")
     if not isinstance(multiscales, list) or not multiscales or not isinstance(multiscales[0], dict):
         raise CorruptInputError(f"{where}: 'multiscales' must be a non-empty list of objects")
     ms = multiscales[0]
-    datasets = ms.get("datasets")
-    if not isinstance(datasets, list) or not datasets:
+    datasets = typed_field(ms, "datasets", list, where, "multiscales[0].datasets")
+    if not datasets:
         raise CorruptInputError(f"{where}: multiscales has no datasets")
     if not 0 <= level < len(datasets):
         raise SelectionError(f"{where}: level {level} out of range; the image has {len(datasets)} levels")
     dataset = datasets[level]
     if not isinstance(dataset, dict):
         raise CorruptInputError(f"{where}: datasets[{level}] is not an object")
+    typed_field(ms, "name", str, where, "multiscales[0].name")
+    _check_transforms(ms.get("coordinateTransformations"), where, "multiscales[0].coordinateTransformations")
+    _check_transforms(
+        dataset.get("coordinateTransformations"), where, f"multiscales[0].datasets[{level}].coordinateTransformations"
+    )
     names, types, units = _axes(ms, None, where)
     scale = _scale_of(dataset.get("coordinateTransformations"), where)
     outer = _scale_of(ms.get("coordinateTransformations"), where)
@@ -183,18 +247,31 @@ def unit_symbol(unit: str | None) -> str | None:
 
 
 def physical_size(targets: tuple[str, ...], level: NgffLevel, where: str) -> PhysicalSize:
-    """Physical Z/Y/X sizes and units from the level's scale and the axes' units."""
+    """Physical Z/Y/X sizes and units from the level's scale and the axes' units.
+
+    NGFF requires a scale on every axis, so a writer that does not know the physical size
+    writes ``1.0`` (ours also leaves the unit out). By this package's convention a scale of
+    exactly ``1.0`` on an axis **without a unit** means unknown and is read as ``None``;
+    any other scale without a unit stays a size without a unit, and ``1.0`` with a unit
+    stays a known size.
+
+    >>> lvl = NgffLevel("0", ("z", "y", "x"), (None,) * 3, (None, None, "micrometer"), (1.0, 0.5, 1.0), None, 1)
+    >>> ps = physical_size(("Z", "Y", "X"), lvl, "x.zarr")
+    >>> (ps.z, ps.z_unit), (ps.y, ps.y_unit), (ps.x, ps.x_unit)
+    ((None, None), (0.5, None), (1.0, 'µm'))
+    """
     values: dict[str, Any] = {}
     for i, letter in enumerate(targets):
         if letter not in "ZYX":
             continue
         key = letter.lower()
+        unit = unit_symbol(level.units[i]) if i < len(level.units) else None
         if level.scale is not None:
             value = level.scale[i]
             if not math.isfinite(value) or value <= 0:
                 raise CorruptInputError(f"{where}: scale {value} along {level.names[i]!r} must be finite and positive")
-            values[key] = value
-        unit = unit_symbol(level.units[i]) if i < len(level.units) else None
+            if value != 1.0 or unit is not None:  # 1.0 without a unit: unknown
+                values[key] = value
         if unit is not None:
             values[f"{key}_unit"] = unit
     return PhysicalSize(**values)
@@ -215,21 +292,22 @@ def _rgba(color: object) -> int | None:
     return (value << 8) | 0xFF if len(color) == 6 else value
 
 
-def omero_channels(attrs: dict[str, Any], n: int) -> tuple[Channel, ...]:
-    """Channel names and colors from ``omero.channels`` when it lists exactly ``n``."""
-    omero = attrs.get("omero")
-    channels = omero.get("channels") if isinstance(omero, dict) else None
-    if not isinstance(channels, list) or len(channels) != n:
+def omero_channels(attrs: dict[str, Any], n: int, where: str = "zarr group") -> tuple[Channel, ...]:
+    """Channel names and colors from ``omero.channels`` when it lists exactly ``n``.
+
+    ``omero``, ``channels``, each channel, its ``label`` and ``color`` must have their
+    JSON types (else :class:`CorruptInputError` naming ``where`` and the field); a color
+    string that is not RRGGBB(AA) hex is ignored.
+    """
+    omero = typed_field(attrs, "omero", dict, where, "omero")
+    channels = typed_field(omero, "channels", list, where, "omero.channels") if omero is not None else None
+    if channels is None or len(channels) != n:
         return ()
     out = []
     for i, ch in enumerate(channels):
-        ch = ch if isinstance(ch, dict) else {}
-        label = ch.get("label")
-        out.append(
-            Channel(
-                name=label if isinstance(label, str) and label else f"C{i}",
-                id=f"ch-{i}",
-                color_rgba=_rgba(ch.get("color")),
-            )
-        )
+        if not isinstance(ch, dict):
+            raise CorruptInputError(f"{where}: omero.channels[{i}] must be an object, got {type(ch).__name__}")
+        label = typed_field(ch, "label", str, where, f"omero.channels[{i}].label")
+        color = typed_field(ch, "color", str, where, f"omero.channels[{i}].color")
+        out.append(Channel(name=label or f"C{i}", id=f"ch-{i}", color_rgba=_rgba(color)))
     return tuple(out)

@@ -2,10 +2,16 @@
 
 Pure Python: no zarr import. Units are UDUNITS-2 names as NGFF requires
 (``µm`` / ``um`` / ``micron`` -> ``micrometer``); unknown units are left out.
+
+Unknown physical sizes: NGFF requires a scale on every axis, so an axis whose physical
+size is unknown gets scale ``1.0`` and no ``unit`` (see :func:`base_scale`). Our NGFF
+reader reads "scale 1.0 without unit" back as unknown (``None``); any other scale
+without a unit stays a size without a unit.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -61,9 +67,16 @@ def check_version(version: str) -> str:
 
 
 def axes(meta: ImageMeta) -> list[dict[str, Any]]:
-    """NGFF ``axes`` for TCZYX, with space units from ``meta.physical_size``."""
+    """NGFF ``axes`` for TCZYX, with space units from ``meta.physical_size``.
+
+    An axis whose physical size is unknown gets no unit (even if a unit is recorded),
+    so that its scale of 1.0 reads back as unknown (see :func:`base_scale`).
+    """
     ps = meta.physical_size
-    units = {"z": udunits(ps.z_unit), "y": udunits(ps.y_unit), "x": udunits(ps.x_unit)}
+    units = {
+        axis: udunits(getattr(ps, f"{axis}_unit")) if _known_size(getattr(ps, axis)) is not None else None
+        for axis in "zyx"
+    }
     out: list[dict[str, Any]] = [{"name": "t", "type": "time"}, {"name": "c", "type": "channel"}]
     for name in "zyx":
         entry: dict[str, Any] = {"name": name, "type": "space"}
@@ -74,9 +87,30 @@ def axes(meta: ImageMeta) -> list[dict[str, Any]]:
 
 
 def base_scale(meta: ImageMeta) -> list[float]:
-    """Level-0 TCZYX scale: physical sizes where known, else 1."""
+    """Level-0 TCZYX scale: physical sizes where known, else 1.0.
+
+    An unknown size (None, or not a finite positive number) is written as ``1.0``, and
+    :func:`axes` gives that axis no ``unit``: "1.0 without unit" is this package's mark
+    for an unknown physical size, which its NGFF reader reads back as unknown. A known
+    size of exactly 1.0 keeps its unit, so it stays known when the unit is one NGFF names.
+
+    >>> from ome_arrow_dask.meta import ImageMeta, PhysicalSize
+    >>> m = ImageMeta(shape=(1, 1, 1, 4, 4), dtype="u1", chunks=((1,), (1,), (1,), (4,), (4,)))
+    >>> base_scale(m)
+    [1.0, 1.0, 1.0, 1.0, 1.0]
+    >>> base_scale(m.replace(physical_size=PhysicalSize(y=0.5, x=0.5, y_unit="µm", x_unit="µm")))
+    [1.0, 1.0, 1.0, 0.5, 0.5]
+    """
     ps = meta.physical_size
-    return [1.0, 1.0, *(float(v) if v else 1.0 for v in (ps.z, ps.y, ps.x))]
+    return [1.0, 1.0, *(_known_size(v) or 1.0 for v in (ps.z, ps.y, ps.x))]
+
+
+def _known_size(value: float | None) -> float | None:
+    """``value`` as a float if it is a usable physical size (finite, positive), else None."""
+    if value is None:
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number > 0 else None
 
 
 def level_transforms(meta: ImageMeta, level: int) -> list[dict[str, Any]]:
