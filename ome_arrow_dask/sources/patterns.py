@@ -13,7 +13,11 @@ Syntaxes (:func:`compile_pattern` picks one with :func:`detect_syntax`):
   (:data:`BRACKET_TOKENS`; unknown letters mean C, series letters mean T); ranges are
   zero-padded to the longer bound; the index is the position in the token's list.
 * **glob** ``*.tif``: files are matched with :mod:`fnmatch`; :func:`infer_pattern` then turns
-  numeric fields that vary into axes by the letters around them.
+  numeric fields that vary into axes by the letters around them. High-content screening
+  names are recognised first (:func:`hcs_fields`): the wavelength field (Cellomics
+  ``..._D03f00d0.tif`` ``d#``, MetaXpress/ImageXpress ``..._A01_s1_w2.tif`` ``w#``) is C,
+  and the well and site (``f#`` / ``s#``) fields are not axes: names that vary in them are
+  refused with a pattern for one site.
 
 Why not ``tifffile.parse_filenames``: it uses ``re.search`` (not a full match), numbers every
 axis ``max - min + 1`` from the parsed minimum (a missing first or last file is invisible,
@@ -458,6 +462,79 @@ def _classify(prefix: str, suffix: str) -> tuple[str | None, str]:
     return "?", "no axis letters"
 
 
+_WELL_ROW = re.compile(r"(?:^|[^A-Za-z])[A-P]$")
+
+
+@dataclass(frozen=True)
+class HcsField:
+    """Role of one numeric field in a high-content screening (plate) file name."""
+
+    role: str  # "well", "site" or "wavelength"
+    vendor: str
+
+
+def hcs_fields(skeleton: Sequence[str]) -> dict[int, HcsField]:
+    """Find the well, site and wavelength fields of plate file names (by field index).
+
+    ``skeleton`` is the literal text around the numeric fields (field ``i`` lies between
+    ``skeleton[i]`` and ``skeleton[i + 1]``). Recognised: Cellomics / ArrayScan
+    ``<plate>_<well>f<field>d<channel>`` (the ExampleHuman sample
+    ``AS_09125_050116030001_D03f00d0.tif``) and MetaXpress / ImageXpress
+    ``<plate>_<well>[_s<site>]_w<wavelength>``. A well is a row letter A-P right after
+    ``_`` (or the start) followed by its column number.
+
+    >>> roles = hcs_fields(("AS_", "_", "_D", "f", "d", ".tif"))
+    >>> {i: f.role for i, f in roles.items()}
+    {2: 'well', 3: 'site', 4: 'wavelength'}
+    >>> {i: f.role for i, f in hcs_fields(("Plate_A", "_s", "_w", ".tif")).items()}
+    {0: 'well', 1: 'site', 2: 'wavelength'}
+    >>> hcs_fields(("img_C", "_z", ".tif"))
+    {}
+    """
+    for i in range(len(skeleton) - 2):
+        if not _WELL_ROW.search(skeleton[i]):
+            continue
+        after = tuple(skeleton[i + 1 : i + 3])
+        roles: tuple[str, ...]
+        if after == ("f", "d"):
+            vendor, roles = "Cellomics/ArrayScan", ("well", "site", "wavelength")
+        elif after == ("_s", "_w"):
+            vendor, roles = "MetaXpress/ImageXpress", ("well", "site", "wavelength")
+        elif after[0] == "_w":
+            vendor, roles = "MetaXpress/ImageXpress", ("well", "wavelength")
+        else:
+            continue
+        return {i + k: HcsField(role, vendor) for k, role in enumerate(roles)}
+    return {}
+
+
+def _hcs_refusal(
+    text: str,
+    skeleton: Sequence[str],
+    values: Sequence[Sequence[str]],
+    roles: dict[int, HcsField],
+    varying: Sequence[int],
+) -> PatternError:
+    """The error for plate names that vary in their well or site field, with a glob for one site."""
+    first = values[0]
+    parts = []
+    for i, literal in enumerate(skeleton[:-1]):
+        parts.append(literal)
+        parts.append("*" if roles.get(i, HcsField("", "")).role == "wavelength" else first[i])
+    parts.append(skeleton[-1])
+    one_site = "".join(parts)
+    described = ", ".join(
+        f"{roles[i].role} {trailing_letters(skeleton[i])}#{leading_letters(skeleton[i + 1])} "
+        f"({len({row[i] for row in values})} values)"
+        for i in varying
+    )
+    return PatternError(
+        f"cannot infer axes for {text!r}: these {roles[varying[0]].vendor} plate file names vary in {described}; "
+        f"each well and site is a separate image: open one site at a time, e.g. {one_site!r} "
+        "(or pass pattern= with a template that puts the site on an axis, e.g. {t})"
+    )
+
+
 def _is_function_of(target: Sequence[str], keys: Sequence[tuple[str, ...]]) -> bool:
     """True when each key maps to one value of ``target`` (the field adds no dimension).
 
@@ -540,16 +617,24 @@ def infer_pattern(text: str, names: Sequence[str]) -> Pattern:
         raise PatternError(f"no files match {text!r}")
     skeleton, values = _split_names(names)
     columns = [list(col) for col in zip(*values, strict=True)] if values[0] else []
-    candidates = []
-    for i, column in enumerate(columns):
-        if len(set(column)) > 1:
-            prefix, suffix = trailing_letters(skeleton[i]), leading_letters(skeleton[i + 1])
+    roles = hcs_fields(skeleton)
+    varying = [i for i, column in enumerate(columns) if len(set(column)) > 1]
+    positional = [i for i in varying if i in roles and roles[i].role != "wavelength"]
+    if positional:
+        raise _hcs_refusal(text, skeleton, values, roles, positional)
+    candidates: list[tuple[int, str | None, str]] = []
+    for i in varying:
+        prefix, suffix = trailing_letters(skeleton[i]), leading_letters(skeleton[i + 1])
+        if i in roles:
+            candidates.append((i, "C", f"{roles[i].vendor} wavelength {prefix}#{suffix}"))
+        else:
             candidates.append((i, *_classify(prefix, suffix)))
     resolved = _resolve_fields(candidates, columns)
     fields, parts = [], []
     for i, literal in enumerate(skeleton[:-1]):
         prefix, suffix = trailing_letters(literal), leading_letters(skeleton[i + 1])
-        axis, why = resolved.get(i, (None, ""))
+        role = f"{roles[i].role} {prefix}{columns[i][0]}" if i in roles and columns else ""
+        axis, why = resolved.get(i, (None, role))
         label = f"{prefix}#{suffix}"
         fields.append(Field(f"f{i}", axis, label, prefix=prefix, suffix=suffix, note=why))
         parts += [re.escape(literal), f"(?P<f{i}>\\d+)"]

@@ -4,7 +4,14 @@
 or ``open("raw/*.tif")`` (axes inferred). The pattern fields place each file on a T, C,
 Z, Y-tile, X-tile grid (:mod:`.patterns`); each file holds a 2-D plane, a ZYX stack or
 more axes, and is one chunk of the image, read by tifffile inside its task. Only the
-first file's header is read at open; ``validate=True`` checks every header.
+first file's header is read at open; ``validate=True`` checks every header (shape, dtype,
+axes, first-page segments), and so does :meth:`StackSource.validate_inputs`, which the
+writers call before they create any output. Each read task checks its file's fingerprint,
+shape, dtype and axes, and that every segment it decodes lies inside the file.
+
+Paths are made absolute at open, so tasks on dask workers started in another working
+directory read the same files; a file a worker cannot reach is reported as unreachable
+from that worker, not as deleted.
 
 Channel names: a C field with text values (``w<DAPI,GFP>``) names channels by the text;
 numeric values keep the letters before (or after) them: ``C<111,222>`` gives ``C111``,
@@ -16,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import socket
 import warnings
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,6 +37,7 @@ from ..errors import (
     CorruptInputError,
     InconsistentInputError,
     InputChangedError,
+    InputUnreachableError,
     MissingDataWarning,
     OmeArrowDaskError,
     UnsafePathError,
@@ -38,8 +47,8 @@ from ..lowering import ChunkSelection, take_orthogonal
 from ..meta import AXES, Channel, ImageMeta, PhysicalSize, check_dtype
 from . import _ome_xml
 from .base import ChunkCoords, SourceBase
-from .patterns import FileGrid, Pattern, detect_syntax, grid_for
-from .tiff import imagej_physical_size
+from .patterns import FileGrid, Pattern, PatternError, detect_syntax, grid_for
+from .tiff import check_page_segments, imagej_physical_size, tifffile_errors
 
 MISSING_POLICIES = ("error", "zeros")
 VALIDATE_WORKERS = 8
@@ -193,6 +202,8 @@ def read_header(path: str, *, physical: bool = False) -> FileHeader:
         with tifffile.TiffFile(path, is_ome=False) as tif:
             series = tif.series[0]
             shape = tuple(int(n) for n in series.shape)
+            _check_has_image(path, series.axes, shape)
+            check_segments(path, [(0, series.keyframe)], tif.filehandle.size)
             return FileHeader(
                 series.axes,
                 shape,
@@ -204,6 +215,36 @@ def read_header(path: str, *, physical: bool = False) -> FileHeader:
         raise
     except Exception as exc:
         raise CorruptInputError(f"{path}: cannot read the TIFF header ({type(exc).__name__}: {exc})") from exc
+
+
+def _check_has_image(path: str, axes: str, shape: tuple[int, ...]) -> None:
+    """Refuse a header that describes no image (an IFD with 0 entries, no width or length)."""
+    if "Y" not in axes or "X" not in axes or not all(n > 0 for n in shape):
+        raise CorruptInputError(
+            f"{path}: the TIFF header describes no image (axes {axes!r}, shape {shape}): the first IFD is empty "
+            "or lacks ImageWidth/ImageLength; the file is damaged, replace it or remove it from the folder"
+        )
+
+
+def check_segments(path: str, pages: Sequence[tuple[int, Any]], file_size: int) -> None:
+    """Refuse pages whose header cannot describe their data, or whose strips/tiles are missing.
+
+    ``pages`` holds ``(page number, TiffPage or TiffFrame)`` pairs. Runs before any
+    segment is read, so a byte count such as ``0xFFFFFFFF`` never sizes a buffer: each
+    page goes through :func:`~ome_arrow_dask.sources.tiff.check_page_segments` (limits,
+    table sizes, segments past the end of the file, uncompressed byte counts against the
+    geometry); a missing segment is refused too (a stack fills missing files, not strips).
+    """
+    for number, page in pages:
+        if page is None:
+            raise CorruptInputError(f"{path}: page {number} is missing (damaged IFD chain)")
+        check_page_segments(path, page, file_size, page_number=number)
+        for i, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts, strict=True)):
+            if offset <= 0 or count <= 0:
+                raise CorruptInputError(
+                    f"{path} (page {number}): segment {i} is missing (offset {offset}, {count} bytes); "
+                    "a pattern stack does not fill missing strips or tiles"
+                )
 
 
 # --------------------------------------------------------------------------- opening
@@ -281,21 +322,51 @@ def _missing_message(grid: FileGrid, pattern: Pattern, root: str) -> str:
     )
 
 
-def _validate_headers(root: str, names: np.ndarray, layout: FileLayout) -> None:
+def layout_differs(path: str, axes: str, shape: tuple[int, ...], dtype: object, layout: FileLayout) -> bool:
+    """True when a file's series would not fill the stack's blocks as ``layout`` does.
+
+    Compares shape, dtype and where each axis lands in TCZYX (``QYX`` and ``ZYX`` agree,
+    ``CYX`` and ``ZYX`` do not).
+    """
+    if shape != layout.shape or check_dtype(dtype) != layout.dtype:
+        return True
+    try:
+        return file_layout(path, axes, shape, dtype).targets != layout.targets
+    except InconsistentInputError:
+        return True
+
+
+def _describe_file(name: str, axes: str, shape: tuple[int, ...], dtype: object) -> str:
+    return f"{name}: shape {shape} {np.dtype(dtype)} (axes {axes})"  # type: ignore[call-overload]
+
+
+def _validate_headers(root: str, names: np.ndarray, layout: FileLayout, first: str) -> None:
+    """Read every file's header (8 at a time) and refuse files that differ from ``first``.
+
+    Raises
+    ------
+    InconsistentInputError
+        Naming each differing file and the first file with their axes, shapes and dtypes.
+    CorruptInputError
+        For a header that cannot be read or describes no image.
+    """
     present = [n for n in names.ravel() if n is not None]
 
     def check(name: str) -> str | None:
-        header = read_header(os.path.join(root, name))
-        if header.shape != layout.shape or check_dtype(header.dtype) != layout.dtype:
-            return f"{name}: shape {header.shape} {header.dtype} ({header.axes})"
+        path = os.path.join(root, name)
+        header = read_header(path)
+        if layout_differs(path, header.axes, header.shape, header.dtype, layout):
+            return _describe_file(name, header.axes, header.shape, header.dtype)
         return None
 
     with ThreadPoolExecutor(max_workers=VALIDATE_WORKERS) as pool:
         bad = [msg for msg in pool.map(check, present) if msg]
     if bad:
+        shown = "; ".join(bad[:20]) + (f"; and {len(bad) - 20} more" if len(bad) > 20 else "")
         raise InconsistentInputError(
-            f"{len(bad)} files in {root} differ from the first file's shape {layout.shape} {layout.dtype} "
-            f"({layout.axes}): " + "; ".join(bad)
+            f"{len(bad)} files (of {len(present)}) in {root} differ from the first file "
+            f"{_describe_file(first, layout.axes, layout.shape, layout.dtype)}: {shown}; "
+            "every file of a pattern stack must hold the same axes, shape and dtype"
         )
 
 
@@ -318,6 +389,7 @@ def open_stack(path: str, pattern: str | None = None, *, missing: str = "error",
     root, text = split_location(path, pattern)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such folder: {root!r} (the folder part of {path!r} with pattern {text!r})")
+    root = os.path.abspath(root)  # tasks may run on workers started in another working directory
     entries = list_files(root)
     compiled, grid = grid_for(text, list(entries))
     if grid.missing and missing == "error":
@@ -331,7 +403,7 @@ def open_stack(path: str, pattern: str | None = None, *, missing: str = "error",
     layout = file_layout(first, header.axes, header.shape, header.dtype, header.page_ndim)
     check_declared_bytes(first, int(np.prod(layout.shape)) * layout.dtype.itemsize, int(sizes[grid.files[0][0]]))
     if validate:
-        _validate_headers(root, names, layout)
+        _validate_headers(root, names, layout, grid.files[0][1])
     files = FileTable(names, sizes, mtimes)
     return StackSource(root, text, compiled.syntax, grid, files, layout, header.physical_size)
 
@@ -382,7 +454,38 @@ class StackSource(SourceBase):
         digest.update(self.sizes.tobytes() + self.mtimes.tobytes())
         self._token = tokenize(os.path.realpath(root), pattern, digest.hexdigest(), self._meta, layout)
 
+    @property
+    def first_path(self) -> str:
+        """Path of the first file (in grid order): the one whose header defines the layout."""
+        return os.path.join(self.root, self.grid.files[0][1])
 
+    def validate_inputs(self) -> None:
+        """Check every file before a job writes anything: unchanged since the scan, same layout.
+
+        Stats each file (fingerprint) and reads each header, 8 files at a time. Writers
+        call this through :func:`~ome_arrow_dask.sources.base.validate_before_write`.
+
+        Raises
+        ------
+        InputChangedError
+            A file was changed or deleted since the scan (or is unreachable here).
+        InconsistentInputError
+            Files whose axes, shape or dtype differ from the first file, all named.
+        CorruptInputError
+            A header that cannot be read, describes no image or has segments past the end of the file.
+        """
+
+        def unchanged(item: tuple[tuple[int, ...], str]) -> None:
+            self._check_unchanged(os.path.join(self.root, item[1]), tuple(int(k) for k in item[0]))
+
+        with ThreadPoolExecutor(max_workers=VALIDATE_WORKERS) as pool:
+            list(pool.map(unchanged, self.grid.files))
+        _validate_headers(self.root, self.names, self.layout, self.grid.files[0][1])
+
+    def input_paths(self) -> tuple[str, ...]:
+        """Every file of the grid (missing positions have none)."""
+        root = os.path.abspath(self.root)
+        return tuple(os.path.join(root, str(n)) for n in self.names.ravel() if n is not None)
 
     def describe(self) -> str:
         """Folder, pattern and the fields -> axes mapping."""
@@ -458,7 +561,19 @@ class StackSource(SourceBase):
                 check_inside(os.path.realpath(self.root), path)
             st = os.stat(path)
         except FileNotFoundError as exc:
-            raise InputChangedError(f"{path} was deleted after the pattern was scanned") from exc
+            if os.path.isdir(self.root):
+                raise InputChangedError(
+                    f"{path} was deleted after the pattern was scanned (its folder is still there); scan again"
+                ) from exc
+            raise InputUnreachableError(
+                f"{path}: not reachable from {_running_where()} at {os.path.abspath(path)}: the folder "
+                f"{self.root} does not exist here (moved or deleted, or not mounted at the same path on this "
+                "worker; every dask worker must see the files at the same absolute path)"
+            ) from exc
+        except OSError as exc:
+            raise InputUnreachableError(
+                f"{path}: cannot stat the file from {_running_where()} ({type(exc).__name__}: {exc})"
+            ) from exc
         if (st.st_size, st.st_mtime_ns) != (self.sizes[coords], self.mtimes[coords]):
             raise InputChangedError(
                 f"{path} changed after the pattern was scanned (size {self.sizes[coords]} -> {st.st_size}, "
@@ -471,14 +586,23 @@ class StackSource(SourceBase):
 
         layout = self.layout
         try:
-            with tifffile.TiffFile(path, is_ome=False) as tif:
+            with tifffile_errors(path), tifffile.TiffFile(path, is_ome=False) as tif:
                 series = tif.series[0]
                 shape, dtype = tuple(int(n) for n in series.shape), check_dtype(series.dtype)
-                if shape != layout.shape or dtype != layout.dtype:
+                if layout_differs(path, series.axes, shape, dtype, layout):
+                    first = self.first_path
                     raise InconsistentInputError(
-                        f"{path}: shape {shape} {dtype} ({series.axes}) differs from the stack's files "
-                        f"{layout.shape} {layout.dtype} ({layout.axes})"
+                        f"{_describe_file(path, series.axes, shape, dtype)} differs from the first file "
+                        f"{_describe_file(first, layout.axes, layout.shape, layout.dtype)}; every file of a pattern "
+                        "stack must hold the same axes, shape and dtype (validate=True checks all files at open)"
                     )
+                size = tif.filehandle.size
+                check_declared_bytes(path, math.prod(shape) * dtype.itemsize, size)  # shape: the first file's
+                contiguous = series.dataoffset
+                if contiguous is not None and contiguous + math.prod(shape) * dtype.itemsize > size:
+                    raise CorruptInputError(f"{path}: the image data ends past the end of the file (truncated?)")
+                numbers = range(len(series.pages)) if pages is None else pages
+                check_segments(path, [(k, series.pages[k]) for k in numbers], size)
                 data = series.asarray() if pages is None else tif.asarray(key=list(pages), series=0)
         except OmeArrowDaskError:
             raise
@@ -486,6 +610,78 @@ class StackSource(SourceBase):
             raise CorruptInputError(f"{path}: cannot read the TIFF ({type(exc).__name__}: {exc})") from exc
         return data.astype(layout.dtype, copy=False)
 
+
+def _running_where() -> str:
+    """Name the process a task runs in: the dask worker's address when there is one, host and pid."""
+    here = f"host {socket.gethostname()}, pid {os.getpid()}"
+    try:
+        from distributed import get_worker
+
+        return f"dask worker {get_worker().address} ({here})"
+    except (ImportError, ValueError):
+        return here
+
+
+_TIFF_SUFFIXES = (".tif", ".tiff")
+_TEMPLATE_AXIS = {"T": "{t}", "C": "{c}", "Z": "{z}", "Y": "{y}", "X": "{x}"}
+
+
+def folder_hint(folder: str) -> str:
+    """What to say for a folder opened without a pattern: how to pass one, and what inference finds.
+
+    Returns ``""`` when the folder holds no TIFF files. Otherwise the text names
+    ``pattern=`` (Python), ``--pattern`` (CLI) and a glob path, and either the fields the
+    glob's inference would use (with a template built from them) or why inference fails.
+    """
+    try:
+        names = sorted(list_files(folder))
+    except OSError:
+        return ""
+    by_suffix: dict[str, list[str]] = {}
+    for name in names:
+        suffix = os.path.splitext(name)[1]
+        if suffix.lower() in _TIFF_SUFFIXES:
+            by_suffix.setdefault(suffix, []).append(name)
+    if not by_suffix:
+        return ""
+    suffix, tiffs = max(by_suffix.items(), key=lambda item: len(item[1]))
+    glob = f"*{suffix}"
+    glob_path = os.path.join(folder, glob)
+    text = (
+        f"the folder holds {len(tiffs)} {suffix} files; to read them as one image pass a filename pattern, "
+        f"pattern='...' (Python) or --pattern '...' (CLI), or open the glob path {glob_path!r} to infer the axes"
+    )
+    try:
+        pattern, grid = grid_for(glob, tiffs)
+    except PatternError as exc:
+        return f"{text}. Inference on {glob!r} fails: {exc}"
+    if pattern.syntax != "inferred":
+        return text
+    found = [f"{a.field.label} -> {a.axis} ({len(a.labels)} values, {a.field.note})" for a in grid.axes]
+    found += [f"{f.label} -> ignored ({f.note})" for f in grid.ignored if f.note]
+    example = _template_from(pattern, grid, tiffs[0])
+    as_template = f"; as a template: pattern={example!r}" if example else ""
+    return f"{text}. Inference on {glob!r} would use: {'; '.join(found) or 'no varying fields'}{as_template}"
+
+
+def _template_from(pattern: Pattern, grid: FileGrid, example: str) -> str:
+    """A template equivalent to an inferred pattern, spelled with one file's constant fields."""
+    match = pattern.regex.fullmatch(example)
+    if match is None or not grid.axes:
+        return ""
+    pieces, pos = [], 0
+    for field in pattern.fields:
+        start, end = match.span(field.group)
+        if field.axis is not None:
+            value = _TEMPLATE_AXIS[field.axis]
+        elif field.note and not field.note.startswith(("well ", "site ")):
+            value = "{}"  # varies but is ignored (a timestamp, or follows another field)
+        else:
+            value = example[start:end]  # the same in every file
+        pieces += [example[pos:start], value]
+        pos = end
+    pieces.append(example[pos:])
+    return "".join(pieces)
 
 
 # --------------------------------------------------------------------------- registry
