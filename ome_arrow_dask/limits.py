@@ -24,6 +24,14 @@ MAX_CHUNKS = 50_000_000
 MAX_COMPRESSION_RATIO = 10_000
 """Declared decoded bytes per stored byte beyond which a file is treated as a bomb."""
 
+MAX_OVERSIZED_TILE_SIDE = 4096
+"""Largest TIFF tile side allowed when a tile is larger than the image it tiles.
+
+A tile side beyond the image side rounded up to 16 wastes memory on every decode; small
+pyramid levels commonly keep the full level's 256-1024 tiles (tifffile writes them so),
+so those stay readable, while a 40000 x 40000 tile on a 16 x 16 image is refused as corrupt.
+"""
+
 
 def check_chunk_grid(where: str, shape: Sequence[int], chunk_shape: Sequence[int], dtype: np.dtype) -> None:
     """Refuse zero-sized chunks, absurd chunk counts and huge chunks, naming ``where``.

@@ -10,36 +10,58 @@ tifffile ERROR log records during parsing (truncated IFD chains, circular IFDs) 
 comes back as one plane; declared sizes are checked against :mod:`ome_arrow_dask.limits`;
 segments missing from the offsets tables or past the end of the file are errors unless
 ``missing="zeros"`` (which warns).
+
+Damaged input never reads as data of another shape: while the file is scanned, tifffile
+WARNING records (metadata that disagrees with the pages, frames missing from a series)
+are errors too; every page's declared geometry is checked against the limits, the file
+size and, for uncompressed data, its strip/tile byte counts (:func:`check_page_segments`)
+before anything is decoded; and OME-XML that tifffile cannot use, or that contradicts the
+pages in any of T, C, Z, Y, X or the pixel type, is refused unless ``ome_xml="ignore"``
+(which reads the pages as a plain TIFF and warns). OME-XML sizes are checked before
+tifffile builds its series from them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import math
 import os
+import re
 import threading
 import warnings
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from dask.base import tokenize
 
-from ..errors import CorruptInputError, InputChangedError, MissingDataWarning, OmeArrowDaskError, SelectionError
+from .. import limits
+from ..errors import (
+    CorruptInputError,
+    IgnoredMetadataWarning,
+    InputChangedError,
+    MissingDataWarning,
+    OmeArrowDaskError,
+    ResourceLimitError,
+    SelectionError,
+)
 from ..limits import check_chunk_grid, check_declared_bytes
 from ..meta import AXES, ImageMeta, PhysicalSize, regular_chunks
 from . import _ome_xml
 from ._ngff import check_missing_option
 from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
 
-__all__ = ["TiffSource", "open", "probe"]
+__all__ = ["TiffSource", "check_page_segments", "open", "probe", "resolution_physical_size"]
 
 _SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".ome.tif", ".ome.tiff", ".ome.btf")
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_OPTIONS = frozenset({"scene", "level", "dims", "missing"})
+_OPTIONS = frozenset({"scene", "level", "dims", "missing", "ome_xml"})
+_OME_XML_OPTIONS = ("use", "ignore")
+_OME_HINT = "pass ome_xml='ignore' to read the pages as a plain TIFF without it"
 
 
 def probe(path: str, **options: object) -> bool:
@@ -59,7 +81,7 @@ builtin_open = open
 
 
 def open(path: str, **options: Any) -> TiffSource:
-    """Open a TIFF / OME-TIFF lazily; options ``scene``, ``level``, ``dims``, ``missing``."""
+    """Open a TIFF / OME-TIFF lazily; options ``scene``, ``level``, ``dims``, ``missing``, ``ome_xml``."""
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise TypeError(f"the TIFF source does not support options {unknown}; it takes {sorted(_OPTIONS)}")
@@ -67,35 +89,65 @@ def open(path: str, **options: Any) -> TiffSource:
 
 
 # --------------------------------------------------------------------------- errors
-class _ErrorRecords(logging.Handler):
-    """Collect tifffile ERROR records emitted by the current thread."""
+_BENIGN_WARNINGS = re.compile(
+    r"coercing invalid ASCII|GeoKeyDirectoryTag|GDAL_NODATA|not writing extratag|value does not begin on word"
+    r"|STK Datetime|eer_xml_metadata"
+    r"|<(?:get_resolution|fluoview_\w+|andor_tags|epics_tags|nuvu_tags|ndpi_tags|tifffile\.read_uic1tag)> raised"
+)
+"""tifffile warnings about vendor metadata only (never the pixel layout): not escalated."""
 
-    def __init__(self) -> None:
-        super().__init__(logging.ERROR)
+
+class _LogRecords(logging.Handler):
+    """Collect tifffile ERROR records (and, if ``strict``, WARNING records) of the current thread."""
+
+    def __init__(self, strict: bool) -> None:
+        super().__init__(logging.WARNING if strict else logging.ERROR)
         self.thread = threading.get_ident()
-        self.messages: list[str] = []
+        self.errors: list[str] = []
+        self.warnings: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        if record.thread == self.thread:
-            self.messages.append(record.getMessage())
+        if record.thread != self.thread:
+            return
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            self.errors.append(message)
+        elif not _BENIGN_WARNINGS.search(message):
+            self.warnings.append(message)
+
+    @property
+    def messages(self) -> list[str]:
+        """Escalated messages, errors first."""
+        return self.errors + self.warnings
 
 
 @contextlib.contextmanager
-def tifffile_errors(where: str) -> Iterator[None]:
-    """Turn exceptions and ERROR log records from tifffile into :class:`CorruptInputError`."""
-    handler = _ErrorRecords()
+def tifffile_errors(where: str, *, strict: bool = False) -> Iterator[_LogRecords]:
+    """Turn exceptions and ERROR log records from tifffile into :class:`CorruptInputError`.
+
+    With ``strict=True`` (used while a file is scanned) WARNING records count too, except
+    the few about vendor metadata in :data:`_BENIGN_WARNINGS`: tifffile only warns when a
+    shaped, ImageJ or OME series disagrees with the pages and then returns another shape.
+    Yields the collecting handler, so a caller can quote the records in its own error.
+    """
+    handler = _LogRecords(strict)
     logger = logging.getLogger("tifffile")
     logger.addHandler(handler)
     try:
-        yield
+        yield handler
     except OmeArrowDaskError:
         raise
     except Exception as exc:
         raise CorruptInputError(f"{where}: cannot read TIFF: {type(exc).__name__}: {exc}") from exc
     finally:
         logger.removeHandler(handler)
-    if handler.messages:
-        raise CorruptInputError(f"{where}: corrupt or truncated TIFF: {'; '.join(handler.messages[:3])}")
+    if handler.errors:
+        raise CorruptInputError(f"{where}: corrupt or truncated TIFF: {'; '.join(handler.errors[:3])}")
+    if handler.warnings:
+        raise CorruptInputError(
+            f"{where}: damaged or inconsistent TIFF, refused rather than read as another shape "
+            f"(tifffile: {'; '.join(handler.warnings[:3])})"
+        )
 
 
 # --------------------------------------------------------------------------- layout
@@ -214,6 +266,259 @@ def build_layout(series: Any, dims: str | None, where: str) -> _Layout:
     )
 
 
+# --------------------------------------------------------------------------- page checks
+@dataclass(frozen=True)
+class _SegmentRules:
+    """What one page geometry (a keyframe) allows its strips/tiles to be."""
+
+    count: int  # strips/tiles a page must have
+    exact: np.ndarray | None  # uncompressed: byte count of each segment (None: compressed, not checked)
+    alt: np.ndarray | None  # uncompressed strips: a last strip stored at full strip size is accepted too
+
+
+def _roundup16(n: int) -> int:
+    return -(-n // 16) * 16
+
+
+def _segment_rules(kf: Any, where: str, file_size: int) -> _SegmentRules:
+    """Check a page geometry against the limits and the file size; the rules for its segments.
+
+    Only arithmetic on header values, in Python ints: nothing is allocated from them.
+    """
+    shape = tuple(int(n) for n in (getattr(kf, "shape", None) or ()))
+    width, length = int(getattr(kf, "imagewidth", 0) or 0), int(getattr(kf, "imagelength", 0) or 0)
+    if kf.dtype is None or not shape or 0 in shape or width <= 0 or length <= 0:
+        raise CorruptInputError(
+            f"{where}: has no image data (no ImageWidth/ImageLength or a zero size, e.g. an IFD with 0 entries); "
+            "the file is damaged or truncated"
+        )
+    itemsize = np.dtype(kf.dtype).itemsize
+    shaped = tuple(int(n) for n in kf.shaped)  # (separate samples, depth, length, width, contig samples)
+    separate, depth, contig = shaped[0], shaped[1], shaped[4]
+    page_bytes = math.prod(shaped) * itemsize
+    check_declared_bytes(where, page_bytes, file_size)
+    if kf.is_tiled:
+        tile = (int(kf.tiledepth), int(kf.tilelength), int(kf.tilewidth))
+        sides = (("TileDepth", tile[0], depth), ("TileLength", tile[1], length), ("TileWidth", tile[2], width))
+        for name, side, image in sides:
+            if side <= 0 or side > max(_roundup16(image), limits.MAX_OVERSIZED_TILE_SIDE):
+                raise CorruptInputError(
+                    f"{where}: {name} {side} does not fit the image it tiles ({image} pixels; at most "
+                    f"{max(_roundup16(image), limits.MAX_OVERSIZED_TILE_SIDE)}, "
+                    "ome_arrow_dask.limits.MAX_OVERSIZED_TILE_SIDE); the header is damaged"
+                )
+        per_plane = math.prod(-(-image // side) for image, side in zip((depth, length, width), tile, strict=True))
+        count = separate * per_plane
+        segment = (*tile, contig)
+        rows = tile[1]
+    else:
+        rows = min(max(1, int(kf.rowsperstrip or length)), length)
+        per_plane = -(-length // rows)
+        count = separate * depth * per_plane
+        segment = (1, rows, width, contig)
+        if page_bytes > limits.MAX_CHUNK_BYTES:  # strip pages are decoded whole
+            raise ResourceLimitError(
+                f"{where}: one page {shape} of {np.dtype(kf.dtype)} is {page_bytes:,} bytes, more than the limit "
+                f"{limits.MAX_CHUNK_BYTES:,} (ome_arrow_dask.limits.MAX_CHUNK_BYTES)"
+            )
+    segment_bytes = math.prod(segment) * itemsize
+    if segment_bytes > limits.MAX_CHUNK_BYTES:
+        raise ResourceLimitError(
+            f"{where}: one strip/tile {segment[:3]} of {np.dtype(kf.dtype)} is {segment_bytes:,} bytes, more than "
+            f"the limit {limits.MAX_CHUNK_BYTES:,} (ome_arrow_dask.limits.MAX_CHUNK_BYTES)"
+        )
+    if count > limits.MAX_CHUNKS:
+        raise ResourceLimitError(
+            f"{where}: {count:,} strips/tiles in one page, more than the limit {limits.MAX_CHUNKS:,} "
+            "(ome_arrow_dask.limits.MAX_CHUNKS)"
+        )
+    if int(kf.compression) != 1 or getattr(kf, "is_subsampled", False):
+        return _SegmentRules(count, None, None)
+    bits = int(kf.bitspersample)
+    if kf.is_tiled:
+        row_bytes = -(-segment[2] * contig * bits // 8)
+        exact = np.full(count, segment[0] * segment[1] * row_bytes, dtype=np.uint64)
+        return _SegmentRules(count, exact, exact)
+    row_bytes = -(-width * contig * bits // 8)
+    last_rows = length - (per_plane - 1) * rows
+    plane = np.full(per_plane, rows * row_bytes, dtype=np.uint64)
+    plane[-1] = last_rows * row_bytes
+    exact = np.tile(plane, separate * depth)
+    return _SegmentRules(count, exact, np.full(count, rows * row_bytes, dtype=np.uint64))
+
+
+def _check_segments_against(
+    rules: _SegmentRules,
+    offsets: Sequence[Sequence[int]],
+    counts: Sequence[Sequence[int]],
+    labels: Sequence[Any],
+    path: str,
+    file_size: int,
+    eof: bool,
+) -> None:
+    """Check the offsets/byte-count tables of pages sharing one geometry, in one vectorised pass.
+
+    ``labels`` names each page in errors (``"{path} (page {label})"``).
+    """
+    for off, cnt, label in zip(offsets, counts, labels, strict=True):
+        if not off:
+            raise CorruptInputError(f"{path} (page {label}): has no strip/tile offsets, so no image data; damaged")
+        if len(off) != rules.count or len(cnt) != len(off):
+            raise CorruptInputError(
+                f"{path} (page {label}): offsets table has {len(off)} of {rules.count} strips/tiles "
+                f"({len(cnt)} byte counts); the header is damaged"
+            )
+    total = len(labels) * rules.count
+    try:
+        off = np.fromiter(itertools.chain.from_iterable(offsets), dtype=np.uint64, count=total)
+        cnt = np.fromiter(itertools.chain.from_iterable(counts), dtype=np.uint64, count=total)
+    except (OverflowError, ValueError, TypeError) as exc:
+        raise CorruptInputError(f"{path}: invalid strip/tile offsets or byte counts ({exc})") from exc
+
+    def where(i: int) -> str:
+        return f"{path} (page {labels[i // rules.count]}): segment {i % rules.count}"
+
+    size = np.uint64(max(file_size, 0))
+    present = off > 0
+    bad = present & ((off > size) | (cnt > size) | (off + np.minimum(cnt, size) > size))
+    if eof and bad.any():
+        i = int(np.argmax(bad))
+        raise CorruptInputError(
+            f"{where(i)} (offset {int(off[i]):,}, {int(cnt[i]):,} bytes) ends past the end of the file "
+            f"({file_size:,} bytes; truncated or damaged)"
+        )
+    if rules.exact is not None and rules.alt is not None:
+        exact, alt = np.tile(rules.exact, len(labels)), np.tile(rules.alt, len(labels))
+        wrong = present & (cnt > 0) & (cnt != exact) & (cnt != alt) & ~bad
+        if wrong.any():
+            i = int(np.argmax(wrong))
+            raise CorruptInputError(
+                f"{where(i)}: uncompressed, holds {int(cnt[i]):,} bytes but the declared geometry needs "
+                f"{int(exact[i]):,}; ImageWidth/ImageLength/RowsPerStrip or the byte counts are damaged"
+            )
+
+
+def check_page_segments(path: str, page: Any, file_size: int, *, page_number: int | None = None) -> None:
+    """Refuse a TIFF page whose header cannot describe its stored data; call before decoding it.
+
+    Header values only, no pixel reads, no allocation driven by them. Checks that the page
+    has image data (an IFD with 0 entries has none); that its decoded size passes the
+    limits of :mod:`ome_arrow_dask.limits` (a whole strip page and one tile at most
+    ``MAX_CHUNK_BYTES``, at most ``MAX_CHUNKS`` segments, declared bytes against
+    ``file_size`` through :func:`~ome_arrow_dask.limits.check_declared_bytes`); that a tile
+    is no larger than the image it tiles rounded up to 16 (or ``MAX_OVERSIZED_TILE_SIDE``);
+    that the offsets and byte-count tables have one entry per strip/tile; that no segment
+    ends past the end of the file; and, for uncompressed data, that each strip/tile byte
+    count equals what the declared geometry needs (an ImageWidth edited from 80 to 8 is
+    refused, not read as a narrower image). Missing segments (offset or byte count 0) pass:
+    readers decide about them (``missing=``).
+
+    Parameters
+    ----------
+    path
+        The file holding the page, named in errors.
+    page
+        A ``tifffile.TiffPage``, or a ``TiffFrame`` (its geometry is its keyframe's).
+    file_size
+        Size in bytes of that file.
+    page_number
+        The page index named in errors; default ``page.index``.
+
+    Raises
+    ------
+    CorruptInputError
+        The page has no image data, its tables disagree with its geometry, or a segment
+        lies past the end of the file.
+    ResourceLimitError
+        Declared sizes exceed a limit in :mod:`ome_arrow_dask.limits`.
+    """
+    number = page.index if page_number is None else page_number
+    _check_page(path, page, file_size, number, {})
+
+
+def _check_page(
+    path: str, page: Any, file_size: int, number: Any, cache: dict[Any, Any], *, eof: bool = True
+) -> None:
+    """:func:`check_page_segments` with the per-keyframe rules cached in ``cache`` (by ``id``).
+
+    ``eof=False`` leaves segments past the end of the file to the reader of each segment
+    (the single-file reader reads intact tiles of a truncated file).
+    """
+    rules = _rules_for(page, path, file_size, number, cache)
+    _check_segments_against(rules, [page.dataoffsets], [page.databytecounts], [number], path, file_size, eof)
+
+
+def _rules_for(page: Any, path: str, file_size: int, number: Any, cache: dict[Any, Any]) -> _SegmentRules:
+    """The segment rules of ``page``'s geometry, cached by keyframe identity.
+
+    The cache holds the keyframe itself next to its rules, so its ``id`` cannot be reused
+    by another page object while the entry exists.
+    """
+    keyframe = getattr(page, "keyframe", None) or page
+    key = (id(keyframe), file_size)
+    hit = cache.get(key)
+    if hit is not None and hit[0] is keyframe:
+        return hit[1]
+    rules = _segment_rules(keyframe, f"{path} (page {number})", file_size)
+    cache[key] = (keyframe, rules)
+    return rules
+
+
+_GEOMETRY = ("shaped", "dtype", "compression", "planarconfig", "is_tiled", "tilewidth", "tilelength", "bitspersample")
+
+
+def _check_same_geometry(page: Any, keyframe: Any, where: str) -> None:
+    """Refuse a page of a series whose own header declares another geometry than the series'."""
+    from tifffile import TiffFrame
+
+    if page is keyframe or isinstance(page, TiffFrame):  # a TiffFrame carries the keyframe's geometry
+        return
+    for name in _GEOMETRY:
+        mine, theirs = getattr(page, name, None), getattr(keyframe, name, None)
+        if mine != theirs:
+            raise CorruptInputError(
+                f"{where}: declares {name} {mine} but the series' first page has {theirs}; a page header is damaged"
+            )
+
+
+def _parsed_pages(series: Any) -> list[Any]:
+    """The pages of ``series`` that tifffile has already parsed, without parsing more IFDs.
+
+    For a contiguous shaped series tifffile parses only the first IFD; parsing the others
+    here would cost as much as the whole scan (0.5 ms per page), so those pages are checked
+    when a chunk first reads them (:meth:`TiffSource._read_page_part`), still before decoding.
+    """
+    pages = getattr(series, "_pages", None)
+    if isinstance(pages, list) and len(pages) == len(series):
+        return pages
+    return [series.keyframe]
+
+
+def _check_series_pages(series: Any, where: str) -> None:
+    """Run the page checks over the parsed pages of ``series``, grouped by geometry and file."""
+    keyframe = series.keyframe
+    cache: dict[Any, Any] = {}
+    groups: dict[tuple[int, str, int], tuple[_SegmentRules, list[Any]]] = {}
+    for page in _parsed_pages(series):
+        if page is None:
+            continue
+        fh = page.parent.filehandle
+        path = getattr(fh, "path", None) or where
+        _check_same_geometry(page, keyframe, f"{path} (page {page.index})")
+        rules = _rules_for(page, path, fh.size, page.index, cache)
+        groups.setdefault((id(rules), path, fh.size), (rules, []))[1].append(page)
+    for (_, path, size), (rules, pages) in groups.items():
+        _check_segments_against(
+            rules,
+            [p.dataoffsets for p in pages],
+            [p.databytecounts for p in pages],
+            [p.index for p in pages],
+            path,
+            size,
+            eof=False,
+        )
+
+
 # --------------------------------------------------------------------------- metadata
 def imagej_physical_size(tif: Any) -> PhysicalSize:
     """Pixel sizes from ImageJ metadata: X/Y resolution tags, ``spacing`` for Z, ``unit``."""
@@ -247,19 +552,106 @@ def _scale_physical(ps: PhysicalSize, full: tuple[int, ...], level: tuple[int, .
     )
 
 
-def _ome_image(tif: Any, scene: int, where: str) -> _ome_xml.OmeImage | None:
-    if not tif.is_ome:
+_RESOLUTION_UNIT_UM = {2: 25_400.0, 3: 10_000.0, 4: 1_000.0, 5: 1.0}
+"""Micrometres per TIFF ResolutionUnit: INCH, CENTIMETER, MILLIMETER, MICROMETER (NONE=1 has none)."""
+
+
+def resolution_physical_size(page: Any) -> PhysicalSize:
+    """Pixel sizes in µm from a plain TIFF page's XResolution/YResolution and ResolutionUnit.
+
+    Like ome-arrow 0.1.0 (through bioio-tifffile): the size of a pixel is the inverse of the
+    resolution (pixels per unit), converted to micrometres. Unlike it, nothing is reported
+    when ResolutionUnit is absent or NONE, or a resolution is not a positive fraction giving
+    a size between 1e-6 and 1e7 µm (tifffile writes resolution 1/1 without a unit by default).
+    """
+    tag = page.tags.get("ResolutionUnit")
+    try:
+        factor = _RESOLUTION_UNIT_UM.get(int(tag.value)) if tag is not None else None
+    except (TypeError, ValueError):
+        factor = None
+    if factor is None:
+        return PhysicalSize()
+
+    def size(name: str) -> float | None:
+        res = page.tags.get(name)
+        value = res.value if res is not None else None
+        if not isinstance(value, tuple) or len(value) != 2:
+            return None
+        num, den = value
+        if not (isinstance(num, int) and isinstance(den, int) and num > 0 and den > 0):
+            return None
+        um = factor * den / num
+        return um if 1e-6 <= um <= 1e7 else None
+
+    y, x = size("YResolution"), size("XResolution")
+    return PhysicalSize(y=y, x=x, y_unit="µm" if y else None, x_unit="µm" if x else None)
+
+
+def _ome_image(tif: Any, first: Any, scene: int, where: str, file_size: int) -> _ome_xml.OmeImage | None:
+    """The OME ``Image`` of ``scene`` if the first page carries OME-XML; checked before tifffile uses it.
+
+    OME-XML that does not parse, has no Image, or declares sizes the file cannot hold is a
+    :class:`CorruptInputError` (or :class:`ResourceLimitError`), never a silent fallback.
+    """
+    text = first.description
+    if not (tif.is_ome or _ome_xml.looks_like_ome_xml(text)):
         return None
-    root = _ome_xml.parse_root(tif.pages.first.description, where)
-    _ome_xml.check_referenced_files(root, where)
-    return _ome_xml.parse_image(root, scene, where)
+    try:
+        root = _ome_xml.parse_root(text, where)
+        companions = _ome_xml.check_referenced_files(root, where)
+        if _ome_xml.is_binary_only(root):  # metadata in a companion file: left to tifffile, as before
+            return None
+        images = _ome_xml.parse_images(root, where)
+        if not images:
+            raise CorruptInputError(f"{where}: the OME-XML describes no Image with Pixels")
+        own = os.path.realpath(where)
+        stored = file_size + sum(os.path.getsize(p) for p in set(companions) if p != own)
+        _ome_xml.check_declared_sizes(images, where, stored)
+    except (CorruptInputError, ResourceLimitError) as exc:
+        raise type(exc)(f"{exc}; {_OME_HINT}") from exc
+    if not 0 <= scene < len(images):
+        raise SelectionError(f"{where}: scene {scene} out of range; the OME-XML describes {len(images)} images")
+    return images[scene]
 
 
-def _check_ome_planes(ome: _ome_xml.OmeImage, full: tuple[int, ...], where: str) -> None:
-    promised = tuple(ome.sizes[a] for a in AXES)
-    if math.prod(promised) != math.prod(full) or promised[3:] != full[3:]:
+def _check_ome_series(series: Any, ome: _ome_xml.OmeImage, log: _LogRecords, where: str) -> None:
+    """Refuse when tifffile did not build the OME series, or built one the OME-XML contradicts.
+
+    Every axis is compared (T, C with samples, Z, Y, X) and the pixel type; only series axes
+    that are none of these (modulo annotations) fall back to comparing the plane product.
+    """
+    told = f" (tifffile: {'; '.join(log.messages[:3])})" if log.messages else ""
+    if series.kind != "ome":
         raise CorruptInputError(
-            f"{where}: OME-XML promises TCZYX {promised} but the file holds {full} (truncated or inconsistent)"
+            f"{where}: carries OME-XML that tifffile cannot use: it fell back to a {series.kind} series "
+            f"{tuple(series.shape)} {series.axes!r}{told}; the OME-XML disagrees with the pages; {_OME_HINT}"
+        )
+    if log.messages:
+        raise CorruptInputError(
+            f"{where}: the OME-XML disagrees with the pages{told}; tifffile would return another shape; {_OME_HINT}"
+        )
+    sizes = dict.fromkeys("TCZYX", 1)
+    other = 1
+    for letter, n in zip(series.axes, series.shape, strict=True):
+        if letter in sizes or letter == "S":
+            sizes["C" if letter == "S" else letter] *= int(n)
+        else:
+            other *= int(n)
+    promised = tuple(ome.sizes[a] for a in AXES)
+    found = tuple(sizes[a] for a in AXES)
+    if other == 1:
+        agree = promised == found
+    else:
+        agree = math.prod(promised) == math.prod(found) * other and promised[3:] == found[3:]
+    if not agree:
+        raise CorruptInputError(
+            f"{where}: OME-XML promises TCZYX {promised} but the pages hold {found} ({series.axes!r}){told}; "
+            f"truncated or inconsistent; {_OME_HINT}"
+        )
+    dtype = np.dtype(series.dtype)
+    if ome.dtypes and dtype not in ome.dtypes:
+        raise CorruptInputError(
+            f"{where}: OME-XML Pixels Type is {ome.pixel_type!r} but the pages hold {dtype}; {_OME_HINT}"
         )
 
 
@@ -290,6 +682,11 @@ class TiffSource(SourceBase):
     missing
         ``"error"`` (default) raises for tiles/strips absent from the offsets tables;
         ``"zeros"`` fills them with zeros and warns.
+    ome_xml
+        ``"use"`` (default) reads axes and metadata from the file's OME-XML and refuses
+        OME-XML that is unusable or contradicts the pages (:class:`CorruptInputError`);
+        ``"ignore"`` reads the pages as a plain TIFF without it, with an
+        :class:`~ome_arrow_dask.errors.IgnoredMetadataWarning` naming the file.
     """
 
     def __init__(
@@ -300,39 +697,80 @@ class TiffSource(SourceBase):
         level: int = 0,
         dims: str | None = None,
         missing: str = "error",
+        ome_xml: str = "use",
     ) -> None:
         self._path = os.path.abspath(os.fspath(path))
         self._scene, self._level = int(scene), int(level)
         self._missing = check_missing_option(missing)
+        if ome_xml not in _OME_XML_OPTIONS:
+            raise ValueError(f"ome_xml must be one of {_OME_XML_OPTIONS}, not {ome_xml!r}")
+        self._ome_xml = ome_xml
         st = os.stat(self._path)
         self._stat = (st.st_mtime_ns, st.st_size)
         self._layout, self._meta = self._inspect(dims)
         options = {"scene": self._scene, "level": self._level, "dims": dims, "missing": self._missing}
+        if ome_xml != "use":
+            options["ome_xml"] = ome_xml
         self._token = tokenize("tiff", self._path, *self._stat, options)
         self._lock = threading.Lock()
         self._tif: Any = None
         self._series: Any = None
+        self._rules: dict[Any, Any] = {}  # segment rules of the series keyframe (see _rules_for)
 
     # -- opening
     def _inspect(self, dims: str | None) -> tuple[_Layout, ImageMeta]:
         import tifffile
 
-        where = self._path
-        with tifffile_errors(where), tifffile.TiffFile(where) as tif:
-            ome = _ome_image(tif, self._scene, where)
+        where, file_size = self._path, self._stat[1]
+        with tifffile_errors(where, strict=True) as log, tifffile.TiffFile(where, **self._tiff_flags()) as tif:
+            # header checks first: tifffile builds its series (and allocates) from these values
+            first = self._first_page(tif, log)
+            _check_page(where, first, file_size, 0, {}, eof=False)
+            ome = None
+            if self._ome_xml == "ignore":
+                if _ome_xml.looks_like_ome_xml(first.description):
+                    warnings.warn(
+                        f"{where}: its OME-XML is ignored (ome_xml='ignore'); the pages are read as a plain TIFF, "
+                        "without the OME axes, channel names and physical sizes",
+                        IgnoredMetadataWarning,
+                        stacklevel=4,
+                    )
+            else:
+                ome = _ome_image(tif, first, self._scene, where, file_size)
             series = self._pick_series(tif)
+            if ome is not None:
+                _check_ome_series(tif.series[self._scene], ome, log, where)
             layout = build_layout(series, dims, where)
             full_layout = build_layout(tif.series[self._scene].levels[0], dims, where)
-            if ome is not None and self._level == 0:
-                _check_ome_planes(ome, layout.full_shape(), where)
             if tif.is_imagej:
                 _check_imagej_planes(tif, series, where)
+            shape, dtype = layout.full_shape(), np.dtype(series.dtype)
+            check_chunk_grid(where, shape, layout.chunk_shape(), dtype)  # before any grid is built
+            check_declared_bytes(where, math.prod(shape) * dtype.itemsize, file_size)
+            _check_series_pages(series, where)
             meta = self._make_meta(tif, series, layout, full_layout, ome)
-            check_chunk_grid(where, meta.shape, layout.chunk_shape(), meta.dtype)
-            check_declared_bytes(where, meta.nbytes, self._stat[1])
         return layout, meta
 
+    def _tiff_flags(self) -> dict[str, bool]:
+        """``TiffFile`` keyword arguments: ``is_ome=False`` when the OME-XML is ignored."""
+        return {"is_ome": False} if self._ome_xml == "ignore" else {}
+
+    def _first_page(self, tif: Any, log: _LogRecords) -> Any:
+        """The first IFD, or a :class:`CorruptInputError` saying the file has no readable image."""
+        try:
+            first = tif.pages.first
+        except IndexError:
+            first = None
+        if first is None:
+            told = f" (tifffile: {'; '.join(log.messages[:3])})" if log.messages else ""
+            raise CorruptInputError(
+                f"{self._path}: no readable image: the file is truncated or its first IFD is damaged{told}"
+            )
+        return first
+
     def _pick_series(self, tif: Any) -> Any:
+        if not tif.series:
+            raise CorruptInputError(f"{self._path}: no readable image: the file is truncated or has no image IFD")
         if not 0 <= self._scene < len(tif.series):
             raise SelectionError(f"{self._path}: scene {self._scene} out of range; the file has {len(tif.series)}")
         levels = tif.series[self._scene].levels
@@ -352,7 +790,7 @@ class TiffSource(SourceBase):
         elif tif.is_imagej:
             physical = imagej_physical_size(tif)
         else:
-            physical = PhysicalSize()
+            physical = resolution_physical_size(tif.series[self._scene].levels[0].keyframe)
         kwargs["physical_size"] = _scale_physical(physical, full.full_shape(), shape)
         try:
             chunks = regular_chunks(shape, layout.chunk_shape())
@@ -368,6 +806,17 @@ class TiffSource(SourceBase):
         """Absolute path of the file."""
         return self._path
 
+    def input_paths(self) -> tuple[str, ...]:
+        """The file, plus the companion files its OME-XML refers to (multi-file OME-TIFF)."""
+        import tifffile
+
+        with contextlib.suppress(Exception), tifffile.TiffFile(self._path) as tif:
+            if tif.is_ome:
+                root = _ome_xml.parse_root(tif.pages.first.description, self._path)
+                companions = _ome_xml.check_referenced_files(root, self._path)
+                return (self._path, *(p for p in companions if p != os.path.realpath(self._path)))
+        return (self._path,)
+
     def describe(self) -> str:
         """Name the file, scene and level."""
         return f"TIFF {self._path} (scene {self._scene}, level {self._level})"
@@ -375,7 +824,7 @@ class TiffSource(SourceBase):
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_lock=None, _tif=None, _series=None)
+        state.update(_lock=None, _tif=None, _series=None, _rules={})
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -392,7 +841,7 @@ class TiffSource(SourceBase):
             import tifffile
 
             with tifffile_errors(self._path):
-                tif = tifffile.TiffFile(self._path)
+                tif = tifffile.TiffFile(self._path, **self._tiff_flags())
                 weakref.finalize(self, tif.close)
                 self._tif, self._series = tif, self._pick_series(tif)
         return self._series
@@ -412,9 +861,15 @@ class TiffSource(SourceBase):
     def _read_page_part(self, page_number: int, starts: dict[str, int], where: str) -> np.ndarray:
         layout = self._layout
         with self._lock:
-            page = self._handle().pages[page_number]
+            series = self._handle()
+            page = series.pages[page_number]
             if page is None:
                 return self._fill(layout.page_shape, where, "page is missing")
+            fh = page.parent.filehandle
+            shared = getattr(page, "keyframe", None) is series.keyframe  # else a page parsed for this read
+            cache = self._rules if shared else {}
+            _check_page(getattr(fh, "path", None) or self._path, page, fh.size, page.index, cache, eof=False)
+            _check_same_geometry(page, series.keyframe, where)
             offsets, counts = tuple(page.dataoffsets), tuple(page.databytecounts)
             if layout.tile is None:
                 self._check_segments(offsets, counts, range(len(offsets)), page, where)
