@@ -110,6 +110,12 @@ class CachedSource:
         """The wrapped source's token: same pixels, same dask keys."""
         return self.inner.token
 
+    def input_paths(self) -> tuple[str, ...]:
+        """The wrapped source's input files."""
+        from .sources.base import input_paths_of
+
+        return input_paths_of(self.inner)
+
     def describe(self) -> str:
         """The wrapped source's description plus the cache bound."""
         return f"{self.inner.describe()} (LRU chunk cache, max {format_bytes(self.max_bytes)})"

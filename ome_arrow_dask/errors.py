@@ -51,5 +51,21 @@ class InputChangedError(OmeArrowDaskError):
     """An input changed between planning and reading, or between job runs."""
 
 
+class InputUnreachableError(InputChangedError):
+    """An input seen when the job was planned cannot be reached where a task runs (e.g. a dask worker)."""
+
+
 class MissingDataWarning(UserWarning):
     """Missing input (files, chunks) was filled with zeros because the user opted in."""
+
+
+class OutputIsInputError(UnsafePathError):
+    """A job's output is one of its inputs, lies inside one, or contains one; refused before writing."""
+
+
+class OutputInUseError(OmeArrowDaskError):
+    """Another running job is writing the same output; it holds the output's lock."""
+
+
+class IgnoredMetadataWarning(UserWarning):
+    """Metadata in a file was ignored because the user opted in (e.g. ``ome_xml="ignore"`` for a TIFF)."""

@@ -66,6 +66,10 @@ class SourceBase:
         """A one-line description naming the file and what of it is read."""
         raise NotImplementedError
 
+    def input_paths(self) -> tuple[str, ...]:
+        """The files and folders the source reads; writers refuse to write onto them."""
+        return ()
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()}, shape={self.meta.shape}, dtype={self.meta.dtype})"
 
@@ -175,6 +179,9 @@ class ArraySource:
     meta
         Descriptors (channels, physical sizes, ...) to carry; shape, dtype and chunks are
         always taken from the array.
+    input_paths
+        Files the array was read from (e.g. by ``collect()``), reported by
+        :meth:`input_paths` so that writers refuse to write onto them.
     """
 
     def __init__(
@@ -184,7 +191,9 @@ class ArraySource:
         *,
         chunks: object = None,
         meta: ImageMeta | None = None,
+        input_paths: tuple[str, ...] = (),
     ) -> None:
+        self._input_paths = tuple(input_paths)
         backed = _to_numpy_backed(data)
         ndim = len(backed.shape)  # type: ignore[attr-defined]
         if not 2 <= ndim <= 5:
@@ -228,6 +237,10 @@ class ArraySource:
             token = self.__dict__["_token"] = tokenize(self._array, self._meta)
         return token
 
+    def input_paths(self) -> tuple[str, ...]:
+        """The files the array was read from, if known (empty for user arrays)."""
+        return self.__dict__.get("_input_paths", ())
+
     @property
     def is_in_memory(self) -> bool:
         """True for numpy-backed data (reads cost a memcpy at most)."""
@@ -248,15 +261,18 @@ class ArraySource:
         return np.asarray(block)
 
     def __reduce__(self) -> tuple[object, ...]:
-        return (_rebuild_array_source, (self._array, self._meta, self._order, self.token))
+        return (_rebuild_array_source, (self._array, self._meta, self._order, self.token, self.input_paths()))
 
     def __repr__(self) -> str:
         return f"ArraySource({self.describe()}, shape={self._meta.shape}, dtype={self._meta.dtype})"
 
 
-def _rebuild_array_source(array: object, meta: ImageMeta, order: str, token: str) -> ArraySource:
+def _rebuild_array_source(
+    array: object, meta: ImageMeta, order: str, token: str, input_paths: tuple[str, ...] = ()
+) -> ArraySource:
     source = ArraySource.__new__(ArraySource)
     source._token = token
+    source._input_paths = input_paths
     source._array = array
     source._meta = meta
     source._order = order
@@ -297,3 +313,29 @@ class MetaOverride:
     def describe(self) -> str:
         """The wrapped source's description."""
         return self.inner.describe()
+
+    def input_paths(self) -> tuple[str, ...]:
+        """The wrapped source's input files."""
+        return input_paths_of(self.inner)
+
+
+def input_paths_of(source: object) -> tuple[str, ...]:
+    """The files and folders ``source`` reads (``source.input_paths()``; empty when it has none)."""
+    getter = getattr(source, "input_paths", None)
+    return tuple(getter()) if callable(getter) else ()
+
+
+def validate_before_write(source: object) -> None:
+    """Run ``source.validate_inputs()`` (e.g. every header of a pattern stack) before a writer creates output.
+
+    Wrappers (:class:`MetaOverride`, :class:`~ome_arrow_dask.cache.CachedSource`, anything
+    with an ``inner`` source) are looked through; sources without the hook are not checked.
+    Errors from the hook propagate, so a job fails before any output exists.
+    """
+    seen = 0
+    while source is not None and seen < 32:  # bounded: a wrapper cycle must not hang a write
+        hook = getattr(source, "validate_inputs", None)
+        if callable(hook):
+            hook()
+            return
+        source, seen = getattr(source, "inner", None), seen + 1

@@ -26,6 +26,8 @@ import json
 import math
 import os
 import shutil
+import sys
+import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -52,7 +54,21 @@ from ..arrow_schema import (
 from ..errors import InputChangedError, OmeArrowDaskError
 from ..graph import run_graph
 from ..meta import ImageMeta, regular_chunks
-from ._jobfiles import atomic_write_text, commit, progress_dir, tmp_path
+from ..sources.base import validate_before_write
+from ._jobfiles import (
+    JobLock,
+    atomic_write_text,
+    check_output_not_input,
+    check_recorded_inputs,
+    check_verify_inputs,
+    commit,
+    image_input_paths,
+    input_records,
+    lock_path,
+    progress_dir,
+    records_digest,
+    tmp_path,
+)
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -180,12 +196,20 @@ def _image_row(meta: ImageMeta, image_id: str, chunk: Sequence[int], compression
     return row
 
 
-def _chunk_row(image_id: str, chunk_id: int, origin: Sequence[int], block: np.ndarray) -> dict[str, list[Any]]:
-    row: dict[str, list[Any]] = {"image_id": [image_id], "chunk_id": [chunk_id]}
+def _chunk_row(image_id: str, chunk_id: int, origin: Sequence[int], block: np.ndarray) -> dict[str, Any]:
+    """The columns of one chunk row; ``pixel_bytes`` wraps ``block``'s memory without a copy.
+
+    ``pixel_bytes`` is built from buffers, not with ``pa.array([memoryview(...)])``: pyarrow
+    (26.0.1 at least) never releases the buffer export of a converted memoryview, which kept
+    every written block alive (peak memory grew by one chunk per part file).
+    """
+    row: dict[str, Any] = {"image_id": [image_id], "chunk_id": [chunk_id]}
     for axis, start, size in zip("tczyx", origin, block.shape, strict=True):
         row[axis], row[f"shape_{axis}"] = [start], [size]
     row["dtype"] = [block.dtype.name]
-    row["pixel_bytes"] = [memoryview(block.reshape(-1).view(np.uint8))]
+    data = np.ascontiguousarray(block).reshape(-1).view(np.uint8)
+    offsets = pa.py_buffer(np.array([0, data.size], dtype=np.int64))
+    row["pixel_bytes"] = pa.LargeBinaryArray.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
     return row
 
 
@@ -214,6 +238,7 @@ def write_dataset(
     image_id: str | None = None,
     resume: bool = False,
     progress: bool = False,
+    verify_inputs: str = "stat",
 ) -> None:
     """Write the typed chunk dataset directory; resumable after a crash.
 
@@ -222,35 +247,52 @@ def write_dataset(
     so a part that exists is whole). Then the parts are compacted, in chunk order, into
     ``chunks.parquet`` (one row group per chunk, compressed once), followed by
     ``images.parquet``, ``index.parquet`` and, last, the manifest. ``resume=True`` keeps
-    the parts of an interrupted run with the same fingerprint and computes only the rest.
+    the parts of an interrupted run with the same fingerprint and computes only the rest;
+    ``verify_inputs`` (``"stat"`` or ``"content"``) says how it checks that the input files
+    did not change (see :func:`~ome_arrow_dask.writers._jobfiles.input_records`).
     """
     meta = image.meta
     chunk = _chunk_shape(chunk_shape, meta.shape, struct=False)
     ident = image_id or meta.id or meta.name or "image-00000"
     _check_dir(out)  # before touching <out>.progress
-    parts = _prepare_parts(image, out, chunk, compression, ident, resume)
+    parts = _prepare_parts(image, out, chunk, compression, ident, resume, check_verify_inputs(verify_inputs))
     _prepare_dir(out)
     _write_parts(image, chunk, ident, parts, progress)
     n_chunks = math.prod(-(-size // step) for size, step in zip(meta.shape, chunk, strict=True))
-    index_rows = _compact_parts(parts, out / "chunks.parquet", compression, n_chunks)
-    images = pa.Table.from_pylist([_image_row(meta, ident, chunk, compression)], schema=IMAGE_SCHEMA)
-    _write_table(images.replace_schema_metadata(DATASET_METADATA), out / "images.parquet", compression)
-    index = pa.Table.from_pylist(index_rows, schema=INDEX_SCHEMA)
-    _write_table(index.replace_schema_metadata(DATASET_METADATA), out / "index.parquet", compression)
-    _write_manifest(out, meta, chunk, compression, len(index_rows))
+    index_rows = _compact_parts(parts, out / "chunks.parquet", compression, n_chunks, progress)
+    _phase_title(3, "writing images.parquet, index.parquet and the manifest", progress)
+    with _PhaseBar(3, progress) as bar:
+        images = pa.Table.from_pylist([_image_row(meta, ident, chunk, compression)], schema=IMAGE_SCHEMA)
+        _write_table(images.replace_schema_metadata(DATASET_METADATA), out / "images.parquet", compression)
+        bar.update()
+        index = pa.Table.from_pylist(index_rows, schema=INDEX_SCHEMA)
+        _write_table(index.replace_schema_metadata(DATASET_METADATA), out / "index.parquet", compression)
+        bar.update()
+        _write_manifest(out, meta, chunk, compression, len(index_rows))
+        bar.update()
     shutil.rmtree(parts.parent, ignore_errors=True)
 
 
 def _prepare_parts(
-    image: OMEArrow, out: Path, chunk: Sequence[int], compression: str | None, ident: str, resume: bool
+    image: OMEArrow,
+    out: Path,
+    chunk: Sequence[int],
+    compression: str | None,
+    ident: str,
+    resume: bool,
+    verify_inputs: str = "stat",
 ) -> Path:
     """Return the parts folder: kept when resuming the same job, else started empty."""
     progress = progress_dir(out)
-    fingerprint = tokenize(image.source.token, image.selection, tuple(chunk), compression, ident, str(image.dtype))
+    inputs = input_records(image_input_paths(image), verify_inputs)
+    digest = records_digest(inputs, verify_inputs)
+    plan = (image.source.token, image.selection, tuple(chunk), compression, ident, str(image.dtype))
+    fingerprint = tokenize(*plan, digest)
     job_file = progress / "job.json"
     if resume and job_file.exists():
-        recorded = json.loads(job_file.read_text(encoding="utf-8")).get("fingerprint")
-        if recorded != fingerprint:
+        job = json.loads(job_file.read_text(encoding="utf-8"))
+        if job.get("fingerprint") != fingerprint:
+            check_recorded_inputs(out, job, inputs, verify_inputs)  # names the changed input files
             raise InputChangedError(
                 f"{out}: the interrupted conversion in {progress} was started from another input or with other "
                 "options; run without --resume (and with --overwrite) to start again"
@@ -259,7 +301,8 @@ def _prepare_parts(
         shutil.rmtree(progress, ignore_errors=True)
     parts = progress / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(job_file, json.dumps({"fingerprint": fingerprint}))
+    record = {"fingerprint": fingerprint, "verify_inputs": verify_inputs, "inputs": inputs}
+    atomic_write_text(job_file, json.dumps(record))
     for leftover in parts.glob("*.tmp"):
         leftover.unlink(missing_ok=True)
     return parts
@@ -282,6 +325,69 @@ def _store_part(block: np.ndarray, ident: str, chunk_id: int, origin: tuple[int,
     return 1
 
 
+DATASET_PHASES = 3
+"""Phases of a dataset write shown with ``progress=True``: parts, compaction, small files."""
+
+
+def _phase_title(phase: int, text: str, enabled: bool) -> None:
+    """Print ``[phase/3] text`` on its own line (the stream dask's ProgressBar draws on)."""
+    if enabled:
+        sys.stdout.write(f"[{phase}/{DATASET_PHASES}] {text}\n")
+        sys.stdout.flush()
+
+
+class _PhaseBar:
+    """A text progress bar for a phase the writer runs itself, drawn like dask's ProgressBar.
+
+    Used as a context manager around ``total`` steps, each reported with :meth:`update`;
+    redraws at most every ``dt`` seconds and always at the end. Prints nothing unless
+    ``enabled``.
+    """
+
+    def __init__(self, total: int, enabled: bool, *, width: int = 40, dt: float = 0.1) -> None:
+        self.total = total
+        self.enabled = enabled
+        self.done = 0
+        self._width = width
+        self._dt = dt
+        self._start = time.perf_counter()
+        self._drawn = -math.inf
+        self._shown = -1  # steps done at the last draw
+
+    def __enter__(self) -> _PhaseBar:
+        self._start = time.perf_counter()
+        self._draw()
+        return self
+
+    def update(self, steps: int = 1) -> None:
+        """Count ``steps`` more steps done; redraw when ``dt`` has passed or the phase is done."""
+        self.done += steps
+        if self.done >= self.total or time.perf_counter() - self._drawn >= self._dt:
+            self._draw()
+
+    def _draw(self) -> None:
+        if not self.enabled:
+            return
+        from dask.utils import format_time
+
+        now = time.perf_counter()
+        self._drawn, self._shown = now, self.done
+        frac = min(self.done / self.total, 1.0) if self.total else 1.0
+        bar = "#" * int(self._width * frac)
+        sys.stdout.write(
+            f"\r[{bar:<{self._width}}] | {int(100 * frac)}% Completed | {self.done}/{self.total} | "
+            f"{format_time(now - self._start)}"
+        )
+        sys.stdout.flush()
+
+    def __exit__(self, *exc: object) -> None:
+        if self._shown != self.done:
+            self._draw()
+        if self.enabled:
+            sys.stdout.write("\n")
+            sys.stdout.flush()
+
+
 def _write_parts(image: OMEArrow, chunk: Sequence[int], ident: str, parts: Path, progress: bool) -> None:
     """One task per chunk not yet stored as a whole part file."""
     from dask.delayed import Delayed
@@ -299,33 +405,46 @@ def _write_parts(image: OMEArrow, chunk: Sequence[int], ident: str, parts: Path,
             continue
         origin = tuple(int(offsets[axis][k]) for axis, k in enumerate(index))
         layer[(name, chunk_id)] = (_store_part, (blocks.name, *index), ident, chunk_id, origin, path)
+    n_chunks = math.prod(blocks.numblocks)
     if not layer:
+        _phase_title(1, f"all {n_chunks} chunk parts already written in {parts}", progress)
         return
+    _phase_title(1, f"writing {len(layer)} of {n_chunks} chunk parts into {parts}", progress)
     total = f"{name}-total"
     layer[total] = (sum, list(layer))
     graph = Delayed(total, HighLevelGraph.from_collections(total, layer, dependencies=[blocks]))
     run_graph(graph, progress)
 
 
-def _compact_parts(parts: Path, final: Path, compression: str | None, n_chunks: int) -> list[dict[str, Any]]:
-    """Stream the part files, in chunk order, into ``final`` (one row group each); return index rows."""
+def _compact_parts(
+    parts: Path, final: Path, compression: str | None, n_chunks: int, progress: bool = False
+) -> list[dict[str, Any]]:
+    """Stream the part files, in chunk order, into ``final`` (one row group each); return index rows.
+
+    One part (one chunk) is in memory at a time: it is read, written as its own row group
+    and dropped before the next is read; only the small index rows accumulate.
+    """
     paths = sorted(parts.glob("part-*.parquet"))
     if len(paths) != n_chunks:
         raise OmeArrowDaskError(f"{parts}: {len(paths)} of {n_chunks} chunk parts exist; run again with resume=True")
+    _phase_title(2, f"compacting {n_chunks} chunk parts into {final}", progress)
     tmp = tmp_path(final)
     index_rows = []
     schema = CHUNK_SCHEMA.with_metadata(DATASET_METADATA)
     try:
-        with _writer(tmp, schema, compression, write_statistics=["chunk_id"]) as w:
+        bar = _PhaseBar(n_chunks, progress)
+        with _writer(tmp, schema, compression, write_statistics=["chunk_id"]) as w, bar:
             for expected_id, path in enumerate(paths):
                 table = pq.read_table(path, schema=CHUNK_SCHEMA)
-                row = table.slice(0, 1).to_pylist()[0]
+                row = table.drop_columns(["pixel_bytes"]).to_pylist()[0]  # no Python copy of the pixels
                 if row["chunk_id"] != expected_id:
                     raise OmeArrowDaskError(f"{path}: holds chunk {row['chunk_id']}, expected {expected_id}")
                 w.write_table(table)
+                del table  # release this chunk before reading the next
                 origin = [row[a] for a in "tczyx"]
                 shape = [row[f"shape_{a}"] for a in "tczyx"]
                 index_rows.append(_index_row(row["image_id"], expected_id, origin, shape))
+                bar.update()
         commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
@@ -538,12 +657,22 @@ def write(
     **options
         ``chunk_shape`` (TCZYX or ZYX), ``compression`` (Parquet codec, default zstd);
         dataset: ``image_id``, ``resume`` (finish an interrupted write of the same plan and
-        options), ``progress``; struct: ``payload`` ("bytes", "list", "planes"),
+        options), ``verify_inputs`` (how a resume checks the input files: ``"stat"``, the
+        default, or ``"content"``), ``progress``; struct: ``payload`` ("bytes", "list", "planes"),
         ``chunk_compression`` (None, "zstd", "lz4"), ``column_name`` (default "ome_arrow").
+
+    Raises
+    ------
+    OutputIsInputError
+        When ``out`` is an input of the plan, lies inside one or contains one (nothing is touched).
+    OutputInUseError
+        When another running conversion writes ``out`` (it holds ``<out>.lock``).
+    InputChangedError
+        With ``resume=True``, when an input file changed since the interrupted run started.
     """
     path = Path(os.fspath(out))
     if layout == "dataset":
-        allowed = {"chunk_shape", "compression", "image_id", "resume", "progress"}
+        allowed = {"chunk_shape", "compression", "image_id", "resume", "progress", "verify_inputs"}
         func = write_dataset
     elif layout == "struct":
         allowed = {"chunk_shape", "compression", "payload", "chunk_compression", "column_name"}
@@ -555,5 +684,8 @@ def write(
         raise TypeError(f"export(how='parquet', layout={layout!r}) does not take {unknown}")
     if math.prod(image.shape) == 0:
         raise OmeArrowDaskError(f"cannot write an empty image of shape {image.shape}")
-    func(image, path, **options)
+    check_output_not_input(path, image_input_paths(image), job_paths=(progress_dir(path), lock_path(path)))
+    validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
+    with JobLock(path):  # a second job on this output is refused before it deletes or writes anything
+        func(image, path, **options)
     return out

@@ -37,10 +37,23 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from ..errors import InputChangedError, OmeArrowDaskError
+from ..errors import InputChangedError, OmeArrowDaskError, OutputInUseError
 from ..graph import run_graph
+from ..sources.base import validate_before_write
 from . import _ngff_meta
-from ._jobfiles import atomic_write_text, fsync_dir, progress_dir
+from ._jobfiles import (
+    JobLock,
+    atomic_write_text,
+    check_output_not_input,
+    check_recorded_inputs,
+    check_verify_inputs,
+    fsync_dir,
+    image_input_paths,
+    input_records,
+    lock_path,
+    progress_dir,
+    records_digest,
+)
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -78,6 +91,10 @@ class ZarrWriteOptions:
     verify
         On resume, re-read every recorded unit and redo those whose stored chunks are
         missing or whose CRC32 differs from the record (costs one read of the output).
+    verify_inputs
+        How a resume checks that the input files did not change: ``"stat"`` (default; size,
+        mtime and inode change time of every input file) or ``"content"`` (a BLAKE2b hash
+        of every input byte, at the start and on every resume; accepts an identical copy).
     progress
         Show a progress bar: :class:`dask.diagnostics.ProgressBar` on local schedulers,
         :func:`distributed.progress` when a ``distributed.Client`` is active.
@@ -93,9 +110,11 @@ class ZarrWriteOptions:
     resume: bool = False
     verify: bool = False
     progress: bool = False
+    verify_inputs: str = "stat"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "version", _ngff_meta.check_version(self.version))
+        check_verify_inputs(self.verify_inputs)
         if int(self.levels) < 1:
             raise OmeArrowDaskError(f"levels must be >= 1, got {self.levels}")
         if self.compressor not in _COMPRESSORS:
@@ -316,7 +335,7 @@ def read_status(out: str | os.PathLike[str]) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-def _fingerprint(image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions) -> str:
+def _fingerprint(image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions, inputs: str = "") -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -330,6 +349,7 @@ def _fingerprint(image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOpt
         "version": opts.version,
         "compressor": [opts.compressor, int(opts.clevel)],
         "package": pkg,
+        "inputs": inputs,  # digest of the input files' records (see _jobfiles.input_records)
     }
     return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -347,7 +367,17 @@ def _remove_output(out: str, progress_dir: str) -> None:
     shutil.rmtree(progress_dir, ignore_errors=True)
 
 
-def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptions) -> str:
+def _refuse_changed_inputs(out: str, progress_dir: str, job: dict[str, Any]) -> None:
+    """Name the input files that changed since the interrupted job started, if its records say so."""
+    try:
+        with open(os.path.join(progress_dir, "job.json"), encoding="utf-8") as fh:
+            recorded = json.load(fh)
+    except (OSError, ValueError):
+        return
+    check_recorded_inputs(out, recorded, job["inputs"], job["opts"].verify_inputs)
+
+
+def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptions, job: dict[str, Any]) -> str:
     """Decide what to do with ``out``: ``"create"``, ``"resume"`` or ``"done"``; raise on conflicts."""
     if not os.path.exists(out):
         shutil.rmtree(progress_dir, ignore_errors=True)  # records without their output are stale
@@ -365,6 +395,7 @@ def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptio
             )
         raise OmeArrowDaskError(f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it")
     if status.get("fingerprint") != fingerprint:
+        _refuse_changed_inputs(out, progress_dir, job)
         raise InputChangedError(
             f"{out} was written from another input or with other parameters (fingerprint "
             f"{str(status.get('fingerprint'))[:12]}... != {fingerprint[:12]}...); use overwrite=True to start again"
@@ -397,14 +428,33 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
     The store is built in a sibling temp folder and renamed into place, so a crash
     while creating leaves either no output or a complete, empty ``in_progress`` one.
     """
-    import zarr
-
     opts: ZarrWriteOptions = job["opts"]
-    v3 = opts.version == "0.5"
     status = {"status": "in_progress", "fingerprint": job["fingerprint"], "units": job["units"]}
     os.makedirs(progress_dir, exist_ok=True)
-    atomic_write_text(os.path.join(progress_dir, "job.json"), json.dumps(status, indent=1))
+    record = {**status, "verify_inputs": opts.verify_inputs, "inputs": job["inputs"]}
+    atomic_write_text(os.path.join(progress_dir, "job.json"), json.dumps(record, indent=1))
     building = f"{out}{_CREATING}{uuid.uuid4().hex[:12]}"
+    try:
+        _build_store(building, image, layouts, opts, status)
+        os.rename(building, out)
+    except Exception as exc:
+        shutil.rmtree(building, ignore_errors=True)  # never leave a half-built store behind
+        if os.path.exists(out):
+            raise OutputInUseError(
+                f"{out} was created by another process while this conversion was preparing it "
+                f"(a writer that does not take the lock {lock_path(out)}?); nothing of it was changed"
+            ) from exc
+        raise
+    fsync_dir(os.path.dirname(out))
+
+
+def _build_store(
+    building: str, image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions, status: dict[str, Any]
+) -> None:
+    """Create the group (with ``status``) and every level array in the folder ``building``."""
+    import zarr
+
+    v3 = opts.version == "0.5"
     zarr.open_group(building, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
     for layout in layouts:
         extra: dict[str, Any] = (
@@ -424,8 +474,6 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
             config={"write_empty_chunks": True},
             **extra,
         )
-    os.rename(building, out)
-    fsync_dir(os.path.dirname(out))
 
 
 _ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
@@ -615,15 +663,21 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
 
     Options are the fields of :class:`ZarrWriteOptions` (``chunks``, ``levels``,
     ``version``, ``compressor``, ``clevel``, ``shards``, ``overwrite``, ``resume``,
-    ``progress``). Runs on the current dask scheduler (threads by default, or a
-    ``distributed.Client``); each task writes whole chunks or shards.
+    ``verify``, ``verify_inputs``, ``progress``). Runs on the current dask scheduler
+    (threads by default, or a ``distributed.Client``); each task writes whole chunks or
+    shards. The job holds the lock ``<out>.lock`` while it runs.
 
     Raises
     ------
     OmeArrowDaskError
         When ``out`` exists (without ``overwrite`` / ``resume``) or options are invalid.
+    OutputIsInputError
+        When ``out`` is an input of the plan, lies inside one or contains one (nothing is touched).
+    OutputInUseError
+        When another running conversion writes ``out``.
     InputChangedError
-        With ``resume=True``, when ``out`` was started from another input or parameters.
+        With ``resume=True``, when ``out`` was started from another input or parameters,
+        or an input file changed since (even with its mtime restored).
 
     Examples
     --------
@@ -636,19 +690,31 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     """
     opts = ZarrWriteOptions(**options)
     root = os.path.abspath(os.fspath(out))
+    inputs = image_input_paths(image)
+    check_output_not_input(root, inputs, job_paths=(progress_dir(root), lock_path(root)))  # before touching anything
     layouts = level_layouts(image.shape, opts)  # type: ignore[arg-type]
+    with JobLock(root):  # a second job on this output is refused here, before it deletes or writes anything
+        _run_job(image, root, layouts, opts, inputs)
+    return out
+
+
+def _run_job(image: OMEArrow, root: str, layouts: list[LevelLayout], opts: ZarrWriteOptions, inputs: tuple) -> None:
+    """Create, resume or finish the output ``root``; the caller holds its lock."""
+    records = input_records(inputs, opts.verify_inputs)
     job = {
         "opts": opts,
-        "fingerprint": _fingerprint(image, layouts, opts),
+        "fingerprint": _fingerprint(image, layouts, opts, records_digest(records, opts.verify_inputs)),
+        "inputs": records,
         "progress_dir": str(progress_dir(root)),
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
     }
-    action = _prepare(root, job["progress_dir"], job["fingerprint"], opts)
+    validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
+    action = _prepare(root, job["progress_dir"], job["fingerprint"], opts, job)
+    _clean_leftovers(root)  # ours (we hold the lock): half-built stores of a crashed or refused run
     if action == "done":
         shutil.rmtree(job["progress_dir"], ignore_errors=True)  # a kill during finalize may leave records
-        return out
-    _clean_leftovers(root)
+        return
     if action == "create":
         os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
         _create(root, job["progress_dir"], image, layouts, job)
@@ -658,4 +724,3 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     if graph is not None:
         run_graph(graph, opts.progress)
     _finalize(root, image, layouts, job)
-    return out
