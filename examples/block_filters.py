@@ -6,7 +6,7 @@ with ``dask_image.ndfilters`` on the same dask array (max abs difference printed
 smoothed image is then written to OME-Zarr under ``out/block_filters/``. Runs in a few
 seconds::
 
-    pip install dask-image scipy
+    pip install -e ".[examples]"     # dask-image and scipy
     python examples/block_filters.py
 """
 

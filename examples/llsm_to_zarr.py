@@ -11,14 +11,19 @@ conversion is the same call the CLI makes::
     ome-arrow-dask convert out/llsm/raw out/llsm/run1.ome.zarr --pattern "<template>" \\
         --chunks 1,1,32,512,512 --levels 3 --progress
 
-It is crash safe: kill it, run it again with ``--resume`` and only the missing chunks
-are written. Afterwards a few random planes are compared with the TIFFs.
+It is crash safe: kill it (or press Ctrl-C), run it again with ``--resume`` and only
+the missing chunks are written. An existing output is kept: pass ``--overwrite`` to
+convert again from scratch. Afterwards a few random planes are compared with the TIFFs::
+
+    python examples/llsm_to_zarr.py --gib 2 --resume      # finish an interrupted run
+    python examples/llsm_to_zarr.py --gib 2 --overwrite   # replace the output
 """
 
 from __future__ import annotations
 
 import argparse
-import shutil
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -75,21 +80,31 @@ def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--gib", type=float, default=1.0, help="approximate input size in GiB (default 1)")
     parser.add_argument("--out", type=Path, default=Path("out/llsm"), help="working folder (default out/llsm)")
+    again = parser.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="finish an interrupted conversion (only missing chunks)")
+    again.add_argument("--overwrite", action="store_true", help="replace an existing output instead of keeping it")
     args = parser.parse_args(argv)
     raw, out = args.out / "raw", args.out / "run1.ome.zarr"
     if not raw.exists():
         n_t, n_c = generate(raw, args.gib)
         print(f"generated {n_t} time points x {n_c} channels x {TILES[0] * TILES[1]} tiles in {raw}")
-    shutil.rmtree(out, ignore_errors=True)
     nbytes = sum(p.stat().st_size for p in raw.glob("*.tif"))
     argv_convert = ["convert", str(raw), str(out), "--pattern", TEMPLATE, "--chunks", "1,1,32,512,512"]
-    print("$ ome-arrow-dask " + " ".join(f"'{a}'" if "{" in a else a for a in argv_convert) + " --levels 3 --progress")
+    argv_convert += ["--levels", "3", "--progress", *(["--resume"] if args.resume else [])]
+    argv_convert += ["--overwrite"] if args.overwrite else []
+    print("$ " + shlex.join(["ome-arrow-dask", *argv_convert]))
     start = time.perf_counter()
-    code = cli([*argv_convert, "--levels", "3", "--progress"])
+    code = cli(argv_convert)
     seconds = time.perf_counter() - start
     if code:
+        if code == 130:  # Ctrl-C: the CLI printed its --resume command; this script resumes too
+            again = [a for a in (argv if argv is not None else sys.argv[1:]) if a not in ("--overwrite", "--resume")]
+            print("or: " + shlex.join(["python", "examples/llsm_to_zarr.py", *again, "--resume"]), file=sys.stderr)
         return code
-    print(f"{nbytes / 2**30:.2f} GiB in {seconds:.1f} s: {nbytes / 1e6 / seconds:.0f} MB/s (3 pyramid levels)")
+    if args.resume:
+        print(f"resumed in {seconds:.1f} s (only the chunks the interrupted run had not written)")
+    else:
+        print(f"{nbytes / 2**30:.2f} GiB in {seconds:.1f} s: {nbytes / 1e6 / seconds:.0f} MB/s (3 pyramid levels)")
     check(raw, out)
     return 0
 

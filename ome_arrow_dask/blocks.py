@@ -332,5 +332,6 @@ def map_blocks(
         token="ome-arrow-map-blocks",
     )
     metas = [meta for _, meta in converted if meta is not None]
-    source = ArraySource(result, "TCZYX", meta=metas[0] if metas else None)
+    paths = dict.fromkeys(path for image in inputs if isinstance(image, OMEArrow) for path in image.input_paths())
+    source = ArraySource(result, "TCZYX", meta=metas[0] if metas else None, input_paths=tuple(paths))
     return OMEArrow(source)

@@ -14,11 +14,16 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
+import shlex
 import sys
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 from .errors import OmeArrowDaskError
+
+SCHEDULER_CONNECT_TIMEOUT_S = 5
+"""Seconds to wait for a ``tcp://`` scheduler before reporting it unreachable."""
 
 _EPILOG = {
     "info": "example:\n  ome-arrow-dask info raw/cells.ome.tif --scene 0\n"
@@ -38,6 +43,10 @@ _EPILOG = {
     "  missing units are redone, leftover temp files are removed, and a changed input or changed\n"
     "  options are refused. --verify (OME-Zarr) also re-reads the recorded units and redoes any\n"
     "  whose data is missing or differs.\n"
+    "  An input is recognised as changed by its size, modification and inode change time\n"
+    "  (--verify-inputs content: by a hash of its bytes). The output may not be the input or\n"
+    "  lie inside it; a second conversion to the same output is refused while the first runs\n"
+    "  (<out>.lock names it) and takes over after a crash.\n"
     "\n"
     "exit codes: 0 done, 2 bad input or options (message names the file), 1 unexpected error.",
 }
@@ -53,6 +62,16 @@ def _ints(text: str, n: int, what: str) -> tuple[int, ...]:
     return values
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text!r}")
+    return value
+
+
 def _chunks(text: str) -> tuple[int, ...]:
     return _ints(text, 5, "--chunks (t,c,z,y,x)")
 
@@ -65,6 +84,22 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pattern", help="filename pattern for a folder of files, e.g. 'img_t<0-9>_z<0-4>.tif'")
     parser.add_argument("--level", type=int, help="pyramid level to open (0 = full resolution)")
     parser.add_argument("--scene", type=int, help="scene / series index of a multi-scene file")
+    parser.add_argument(
+        "--missing",
+        choices=("error", "zeros", "fill"),
+        help="missing files of a pattern, tiles of a TIFF or chunks of a zarr: error, zeros (fills and warns) "
+        "or fill (zarr: the array's fill value, as zarr reads it)",
+    )
+    parser.add_argument("--validate", action="store_true", help="pattern folders: check every file's header at scan")
+    parser.add_argument("--dims", help="axis letters of the input when its own metadata cannot say, e.g. ZYX")
+    parser.add_argument(
+        "--follow-symlinks", action="store_true", help="zarr: read symbolic links that point out of the store"
+    )
+    parser.add_argument(
+        "--ome-xml",
+        choices=("ignore",),
+        help="OME-TIFF: read the pages as a plain TIFF when the OME-XML is damaged or contradicts them (warns)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -98,27 +133,46 @@ def build_parser() -> argparse.ArgumentParser:
 
     convert = sub.add_parser(
         "convert",
-        help="convert to OME-Zarr (.zarr) or OME-Arrow Parquet (.parquet)",
+        help="convert to OME-Zarr (.zarr), OME-Arrow Parquet (.parquet) or OME-TIFF (.ome.tiff)",
         epilog=_EPILOG["convert"],
         formatter_class=fmt,
     )
     convert.add_argument("src", help="input image file, folder or pattern")
-    convert.add_argument("dst", help="output path ending in .zarr (OME-Zarr) or .parquet")
+    convert.add_argument("dst", help="output path ending in .zarr (OME-Zarr), .parquet or .ome.tiff / .ome.tif")
     _add_source_options(convert)
-    convert.add_argument("--chunks", type=_chunks, help="output chunk shape t,c,z,y,x (default 1,1,16,512,512)")
+    convert.add_argument(
+        "--chunks",
+        type=_chunks,
+        help="output chunk shape t,c,z,y,x (default 1,1,16,512,512); OME-TIFF: tiles 1,1,1,y,x (default 512x512)",
+    )
     convert.add_argument("--shards", type=_chunks, help="shard shape t,c,z,y,x, multiples of --chunks (NGFF 0.5)")
-    convert.add_argument("--levels", type=int, default=1, help="pyramid levels, each 2x smaller in Y/X (default 1)")
+    convert.add_argument(
+        "--levels",
+        type=_positive_int,
+        default=1,
+        help="pyramid levels, each 2x smaller in Y/X (default 1); OME-TIFF: stored as SubIFDs",
+    )
     convert.add_argument("--ngff", choices=("0.4", "0.5"), default="0.5", help="NGFF version (0.4 = zarr v2)")
     convert.add_argument(
         "--compressor",
-        default="zstd",
-        choices=("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none"),
-        help="Blosc codec with bitshuffle (default zstd); none stores raw bytes",
+        default=None,
+        choices=("zstd", "lz4", "lz4hc", "zlib", "blosclz", "lzw", "lzma", "none"),
+        help="zarr: Blosc codec with bitshuffle (default zstd); OME-TIFF: zlib (default), zstd, lzw, lzma; "
+        "none stores raw bytes",
     )
-    convert.add_argument("--clevel", type=int, default=3, help="compression level 0-9 (default 3)")
+    convert.add_argument(
+        "--clevel", type=int, default=None, help="compression level (zarr 0-9, default 3; OME-TIFF: the codec's)"
+    )
     convert.add_argument("--resume", action="store_true", help="finish an interrupted conversion of the same input")
     convert.add_argument(
         "--verify", action="store_true", help="with --resume: re-read finished units and redo any that differ"
+    )
+    convert.add_argument(
+        "--verify-inputs",
+        choices=("stat", "content"),
+        default="stat",
+        help="how --resume checks the input did not change: stat (size, mtime and change time of every input "
+        "file; default) or content (a hash of every input byte, read at the start and on resume)",
     )
     convert.add_argument(
         "--progress",
@@ -129,15 +183,62 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
     convert.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     convert.add_argument("--scheduler", default="threads", help="threads, processes, synchronous or tcp://host:port")
-    convert.add_argument("--workers", type=int, help="number of local threads / processes")
+    convert.add_argument("--workers", type=_positive_int, help="number of local threads / processes (1 or more)")
     return parser
 
 
 def _open(path: str, args: argparse.Namespace) -> Any:
     from .core import OMEArrow
 
-    options = {k: getattr(args, k) for k in ("pattern", "level", "scene") if getattr(args, k, None) is not None}
-    return OMEArrow.scan(path, **options)
+    names = ("pattern", "level", "scene", "missing", "dims", "ome_xml")
+    options: dict[str, Any] = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
+    options.update({k: True for k in ("validate", "follow_symlinks") if getattr(args, k, False)})
+    try:
+        return OMEArrow.scan(path, **options)
+    except TypeError as exc:
+        if not options or "option" not in str(exc):
+            raise
+        flags = " ".join("--" + name.replace("_", "-") for name in options)
+        raise OmeArrowDaskError(f"{path}: cannot be opened with {flags}: {exc}") from exc
+
+
+_CLI_WORDING: list[tuple[re.Pattern[str], str]] = [
+    # "pattern='...' (Python), --pattern '...' (CLI)": keep the CLI spelling
+    (re.compile(r"\S+ \(Python\),?\s*(?:or\s+)?(.+?) \(CLI\)"), r"\1"),
+    # "resume=True (CLI --resume)", "tile=(Y, X) (CLI --chunks 1,1,1,Y,X)": keep the CLI spelling
+    (re.compile(r"\b\w+=(?:\([^)]*\)|\[[^]]*\]|\S+) \(CLI ([^)]*)\)"), r"\1"),
+    (re.compile(r"\b(overwrite|resume|verify|validate)=True\b"), r"--\1"),
+    (re.compile(r"\bfollow_symlinks=True\b"), "--follow-symlinks"),
+    (re.compile(r"\bmissing=(['\"]?)(\w+)\1"), r"--missing \2"),
+    (re.compile(r"\bversion=(['\"]?)([\d.]+)\1"), r"--ngff \2"),
+    (re.compile(r"\bverify_inputs=(['\"]?)(\w+)\1"), r"--verify-inputs \2"),
+    (re.compile(r"\bome_xml=(['\"]?)(\w+)\1"), r"--ome-xml \2"),
+    (re.compile(r"\b(pattern|dims|level|scene)=(?=['\"\d])"), r"--\1 "),
+    (re.compile(r"\b(pattern|dims|level|scene|missing|validate)=(?![\w{'\"])"), r"--\1"),
+    (re.compile(r"\bfollow_symlinks=(?![\w{'\"])"), "--follow-symlinks"),
+    (re.compile(r"\b(levels|clevel|chunks|shards|compressor) must be\b"), r"--\1 must be"),
+    (re.compile(r"\bchunk_shape\b(?!=)"), "--chunks"),
+]
+"""(Python wording, CLI wording) rewrites applied to library messages the CLI prints.
+
+The library speaks Python (``overwrite=True``, ``missing="zeros"``, ``version='0.5'``);
+the command line user needs the flag (``--overwrite``, ``--missing zeros``, ``--ngff 0.5``).
+"""
+
+
+def cli_message(message: str) -> str:
+    """Rewrite the option names of a library message into command line flags.
+
+    >>> cli_message("out.zarr already exists: pass overwrite=True (CLI --overwrite) to replace it")
+    'out.zarr already exists: pass --overwrite to replace it'
+    >>> cli_message("3 files are missing; pass missing='zeros' to fill them")
+    '3 files are missing; pass --missing zeros to fill them'
+    >>> cli_message("shards need zarr v3: use version='0.5'")
+    'shards need zarr v3: use --ngff 0.5'
+    """
+    for pattern, replacement in _CLI_WORDING:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _physical(meta: Any) -> str:
@@ -183,12 +284,47 @@ def _output_format(dst: str) -> str:
         return "ome-zarr"
     if stripped.endswith(".parquet"):
         return "parquet"
-    raise OmeArrowDaskError(f"cannot tell the output format of {dst!r}: use a name ending in .zarr or .parquet")
+    if stripped.endswith((".tiff", ".tif")):
+        return "ome-tiff"
+    raise OmeArrowDaskError(
+        f"cannot tell the output format of {dst!r}: use a name ending in .zarr, .parquet or .ome.tiff (.ome.tif)"
+    )
+
+
+def _tiff_options(args: argparse.Namespace) -> dict[str, Any]:
+    """Writer options of an OME-TIFF output (``--chunks`` gives the tile, ``--compressor`` the TIFF codec)."""
+    if args.resume or args.verify:
+        raise OmeArrowDaskError(
+            "--resume and --verify apply to .zarr and .parquet outputs: an OME-TIFF is written to a temp file and "
+            "renamed when complete, so an interrupted conversion leaves nothing to finish; run it again"
+        )
+    if args.shards or args.ngff != "0.5":
+        raise OmeArrowDaskError("--shards and --ngff apply to .zarr outputs only")
+    tile = None
+    if args.chunks is not None:
+        if tuple(args.chunks[:3]) != (1, 1, 1) or args.chunks[3] % 16 or args.chunks[4] % 16:
+            raise OmeArrowDaskError(
+                f"--chunks {','.join(map(str, args.chunks))}: an OME-TIFF tile is one Y/X plane; "
+                "pass --chunks 1,1,1,Y,X with Y and X multiples of 16"
+            )
+        tile = tuple(args.chunks[3:])
+    compression = {None: "zlib", "none": None}.get(args.compressor, args.compressor)
+    if compression not in ("zlib", "zstd", "lzw", "lzma", None):
+        raise OmeArrowDaskError(
+            f"--compressor {args.compressor} is a Blosc codec for .zarr; OME-TIFF takes zlib, zstd, lzw, lzma or none"
+        )
+    return {
+        "tile": tile,
+        "levels": args.levels,
+        "compression": compression,
+        "compression_level": args.clevel,
+        "overwrite": args.overwrite,
+    }
 
 
 def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
     if kind == "parquet":
-        if args.verify or args.shards or args.levels != 1 or args.compressor != "zstd" or args.clevel != 3:
+        if args.verify or args.shards or args.levels != 1 or args.compressor is not None or args.clevel is not None:
             raise OmeArrowDaskError(
                 "--verify, --shards, --levels, --compressor and --clevel apply to .zarr outputs only"
             )
@@ -196,16 +332,19 @@ def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             raise OmeArrowDaskError("pass either --resume or --overwrite, not both")
         if os.path.exists(args.dst) and not (args.overwrite or args.resume):
             raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it (or --resume to finish it)")
-        return {"chunk_shape": args.chunks, "resume": args.resume}
+        return {"chunk_shape": args.chunks, "resume": args.resume, "verify_inputs": args.verify_inputs}
+    if kind == "ome-tiff":
+        return _tiff_options(args)
     return {
         "chunks": args.chunks,
         "shards": args.shards,
         "levels": args.levels,
         "version": args.ngff,
-        "compressor": args.compressor,
-        "clevel": args.clevel,
+        "compressor": args.compressor or "zstd",
+        "clevel": 3 if args.clevel is None else args.clevel,
         "resume": args.resume,
         "verify": args.verify,
+        "verify_inputs": args.verify_inputs,
         "overwrite": args.overwrite,
     }
 
@@ -226,6 +365,10 @@ def _dry_run(image: Any, args: argparse.Namespace, kind: str, options: dict[str,
                 f"  level {layout.path}: shape {layout.shape} chunks {layout.chunks} "
                 f"shards {layout.shards} -> {units} write task(s)"
             )
+    elif kind == "ome-tiff":
+        from .writers.tiff import plan
+
+        print(plan(image, **options).describe())
     return 0
 
 
@@ -237,7 +380,15 @@ def _scheduler(name: str, workers: int | None, progress: bool) -> Iterator[bool]
     if name.startswith(("tcp://", "tls://", "inproc://", "ucx://")):
         from distributed import Client
 
-        with Client(name):
+        try:
+            client = Client(name, timeout=f"{SCHEDULER_CONNECT_TIMEOUT_S}s")
+        except OSError as exc:
+            raise OmeArrowDaskError(
+                f"could not reach the dask scheduler at {name} within {SCHEDULER_CONNECT_TIMEOUT_S} s ({exc}); "
+                "check the address and port, that `dask scheduler` is running there, and that this machine "
+                "can connect to it"
+            ) from exc
+        with client:
             yield progress
         return
     if name not in ("threads", "processes", "synchronous", "sync"):
@@ -267,6 +418,35 @@ def cmd_convert(args: argparse.Namespace) -> int:
 _COMMANDS = {"info": cmd_info, "explain": cmd_explain, "convert": cmd_convert}
 
 
+def resume_command(argv: Sequence[str]) -> str:
+    """Return the shell command that resumes the conversion ``argv`` describes.
+
+    ``--overwrite`` (which would start over) becomes ``--resume``; ``--resume`` is added
+    when missing.
+
+    >>> resume_command(["convert", "raw/a b.tif", "out.zarr", "--overwrite", "--levels", "2"])
+    "ome-arrow-dask convert 'raw/a b.tif' out.zarr --levels 2 --resume"
+    """
+    kept = [a for a in argv if a != "--overwrite"]
+    if "--resume" not in kept:
+        kept.append("--resume")
+    return shlex.join(["ome-arrow-dask", *kept])
+
+
+def _interrupted_message(args: argparse.Namespace, argv: Sequence[str]) -> str:
+    if args.command != "convert" or args.dry_run:
+        return "interrupted"
+    if args.dst.rstrip("/\\").lower().endswith((".tiff", ".tif")):  # OME-TIFF: no partial output, no resume
+        return (
+            f"interrupted: the conversion to {args.dst} did not finish; nothing was written there (an OME-TIFF "
+            "is renamed into place only when complete). Run the same command again"
+        )
+    return (
+        f"interrupted: the conversion to {args.dst} did not finish; the chunks already written are kept and "
+        f"readers refuse the output until it is complete. Finish it with:\n  {resume_command(argv)}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit code (0 ok, 2 usage/input error, 1 unexpected error)."""
     parser = build_parser()
@@ -277,13 +457,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (OmeArrowDaskError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {cli_message(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+        print(_interrupted_message(args, sys.argv[1:] if argv is None else list(argv)), file=sys.stderr)
         return 130
     except Exception as exc:  # last resort: name the failure instead of a traceback
-        print(f"error: unexpected {type(exc).__name__}: {exc}", file=sys.stderr)
+        print(f"error: unexpected {type(exc).__name__}: {cli_message(str(exc))}", file=sys.stderr)
         if os.environ.get("OME_ARROW_DASK_DEBUG"):
             raise
         return 1

@@ -115,6 +115,17 @@ def test_input_inside_the_output_is_refused(store):
     assert _snapshot(store) == before
 
 
+def test_map_blocks_output_remembers_every_input(store, dataset):
+    from ome_arrow_dask import map_blocks
+
+    before = _snapshot(store)
+    smoothed = map_blocks(lambda b: b.inputs[0] + b.inputs[1], OMEArrow.scan(store), OMEArrow.scan(dataset))
+    assert set(smoothed.input_paths()) >= {str(store.resolve()), str(dataset.resolve())}
+    with pytest.raises(OutputIsInputError, match="is the input"):
+        smoothed.export("ome-zarr", out=str(store), overwrite=True)
+    assert _snapshot(store) == before
+
+
 def test_symlinks_and_relative_paths_are_resolved(store, tmp_path, monkeypatch):
     before = _snapshot(store)
     link = tmp_path / "alias.ome.zarr"

@@ -322,3 +322,15 @@ def test_nonsense_resolution_gives_no_physical_size(tmp_path):
         fh.write(struct.pack("<II", 0, 1))  # 0 pixels per inch
     ps = OMEArrow.scan(path).meta.physical_size
     assert ps.x is None and ps.y == pytest.approx(25_400 / 72)
+
+
+def test_cli_names_the_ome_xml_flag_and_honours_it(tmp_path, capsys):
+    from ome_arrow_dask.cli import main
+
+    path = ome_file(tmp_path, OME_DAMAGE["truncated"][0])
+    assert main(["info", str(path)]) != 0
+    err = capsys.readouterr().err
+    assert "damaged.ome.tif" in err and "--ome-xml ignore" in err and "ome_xml=" not in err
+    with pytest.warns(IgnoredMetadataWarning):
+        assert main(["info", str(path), "--ome-xml", "ignore"]) == 0
+    assert "24" in capsys.readouterr().out
