@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -200,46 +201,153 @@ def compression_from_string(text: object, where: str) -> str | None:
     return value
 
 
-def _float32_value(value: object) -> float | None:
-    """Undo float32 storage noise: 0.65 stored as float32 reads back as 0.65."""
+_INT_TEXT = re.compile(r"[+-]?[0-9]{1,18}")
+_MAX_SHOWN = 60
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= _MAX_SHOWN else text[: _MAX_SHOWN - 3] + "..."
+
+
+def _field_error(where: str, label: str, expected: str, value: object) -> CorruptInputError:
+    return CorruptInputError(
+        f"{where}: {label} must be {expected}, got {_shown(value)} ({type(value).__name__}); "
+        "the metadata is damaged or was written by an incompatible tool"
+    )
+
+
+def _as_int(value: object) -> int | None:
+    """``value`` as an exact integer, or None when it is not one (bools, fractions, text like '1e3')."""
+    if isinstance(value, (bool, np.bool_)):
+        return None
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return int(value) if math.isfinite(value) and float(value).is_integer() else None
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value)
+    return None
+
+
+def int_field(
+    record: Mapping[str, Any],
+    key: str,
+    where: str,
+    *,
+    label: str | None = None,
+    minimum: int | None = None,
+    maximum: int | None = None,
+) -> int | None:
+    """Read an untrusted integer metadata field; ``None`` when absent or null.
+
+    Integers, integral finite floats and plain decimal text are accepted; anything else
+    (``'1e3'``, ``'abc'``, ``inf``, ``True``, a list) and values outside
+    ``[minimum, maximum]`` raise :class:`CorruptInputError` naming ``where`` and ``label``.
+
+    >>> int_field({"size_x": "12"}, "size_x", "f.parquet"), int_field({}, "size_x", "f.parquet")
+    (12, None)
+    >>> try:
+    ...     int_field({"size_t": "1e3"}, "size_t", "f.parquet", label="pixels_meta.size_t")
+    ... except CorruptInputError as exc:
+    ...     print(str(exc).split(";")[0])
+    f.parquet: pixels_meta.size_t must be an integer, got '1e3' (str)
+    """
+    value = record.get(key)
     if value is None:
         return None
-    number = float(value)  # type: ignore[arg-type]
-    if not math.isfinite(number):
-        return number
-    return float(str(np.float32(number)))
+    label = label or key
+    number = _as_int(value)
+    if number is None:
+        raise _field_error(where, label, "an integer", value)
+    if (minimum is not None and number < minimum) or (maximum is not None and number > maximum):
+        low = "" if minimum is None else f" >= {minimum}"
+        high = "" if maximum is None else f" <= {maximum}"
+        joined = " and".join(part for part in (low, high) if part)
+        raise _field_error(where, label, f"an integer{joined}", value)
+    return number
+
+
+def float_field(record: Mapping[str, Any], key: str, where: str, *, label: str | None = None) -> float | None:
+    """Read an untrusted finite float metadata field; ``None`` when absent or null.
+
+    Numbers and numeric text are accepted; anything else (``'x'``, ``inf``, ``nan``,
+    ``True``) raises :class:`CorruptInputError` naming ``where`` and ``label``.
+
+    >>> float_field({"emission_um": 0.5}, "emission_um", "f.parquet")
+    0.5
+    """
+    value = record.get(key)
+    if value is None:
+        return None
+    number: float | None = None
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_)):
+        number = float(value)
+    elif isinstance(value, str) and len(value) <= 64:
+        try:
+            number = float(value)
+        except ValueError:
+            number = None
+    if number is None or not math.isfinite(number):
+        raise _field_error(where, label or key, "a finite number", value)
+    return number
+
+
+def text_field(record: Mapping[str, Any], key: str) -> str | None:
+    """A free-text metadata field as ``str`` (``None`` when absent or null)."""
+    value = record.get(key)
+    return None if value is None else str(value)
+
+
+def _float32_value(value: float | None) -> float | None:
+    """Undo float32 storage noise: 0.65 stored as float32 reads back as 0.65."""
+    if value is None or abs(value) > float(np.finfo(np.float32).max):
+        return value
+    return float(str(np.float32(value)))
 
 
 def _positive_size(pm: Mapping[str, Any], key: str, where: str) -> int:
-    value = pm.get(key)
-    if value is None or int(value) <= 0:
-        raise CorruptInputError(f"{where}: pixels_meta.{key} must be a positive integer, got {value!r}")
-    return int(value)
+    value = int_field(pm, key, where, label=f"pixels_meta.{key}", minimum=1)
+    if value is None:
+        raise CorruptInputError(f"{where}: pixels_meta.{key} must be a positive integer, got None")
+    return value
 
 
 def shape_from_pixels_meta(pm: Mapping[str, Any] | None, where: str) -> tuple[int, int, int, int, int]:
     """Return the TCZYX shape declared by ``pixels_meta``."""
     if not pm:
         raise CorruptInputError(f"{where}: the record has no pixels_meta")
+    if not isinstance(pm, Mapping):
+        raise _field_error(where, "pixels_meta", "a struct", pm)
     return tuple(_positive_size(pm, f"size_{ax}", where) for ax in "tczyx")  # type: ignore[return-value]
 
 
-def channels_from_dicts(entries: object, size_c: int) -> tuple[Channel, ...]:
-    """Channel descriptors from ome-arrow channel dicts; defaults when absent or mis-sized."""
+def channels_from_dicts(
+    entries: object, size_c: int, where: str = "the record", label: str = "pixels_meta.channels"
+) -> tuple[Channel, ...]:
+    """Channel descriptors from ome-arrow channel dicts; defaults when absent or mis-sized.
+
+    A field of the wrong type (``color_rgba`` ``'abc'``, ``emission_um`` ``'x'``) raises
+    :class:`CorruptInputError` naming ``where`` and ``label[i].field``.
+    """
     if not isinstance(entries, list) or len(entries) != size_c:
         return ()
     out = []
     for i, entry in enumerate(entries):
         entry = entry if isinstance(entry, Mapping) else {}
-        name = entry.get("name")
+        name = text_field(entry, "name")
+        emission = float_field(entry, "emission_um", where, label=f"{label}[{i}].emission_um")
+        excitation = float_field(entry, "excitation_um", where, label=f"{label}[{i}].excitation_um")
         out.append(
             Channel(
-                name=str(name) if name is not None else f"C{i}",
-                id=None if entry.get("id") is None else str(entry["id"]),
-                color_rgba=None if entry.get("color_rgba") is None else int(entry["color_rgba"]),
-                emission_um=_float32_value(entry.get("emission_um")),
-                excitation_um=_float32_value(entry.get("excitation_um")),
-                illumination=None if entry.get("illumination") is None else str(entry["illumination"]),
+                name=name if name is not None else f"C{i}",
+                id=text_field(entry, "id"),
+                color_rgba=int_field(
+                    entry, "color_rgba", where, label=f"{label}[{i}].color_rgba", minimum=-(2**31), maximum=2**32 - 1
+                ),
+                emission_um=_float32_value(emission),
+                excitation_um=_float32_value(excitation),
+                illumination=text_field(entry, "illumination"),
             )
         )
     return tuple(out)
@@ -260,19 +368,21 @@ def channel_dicts(meta: ImageMeta) -> list[dict[str, Any]]:
     ]
 
 
-def physical_size_from_dict(pm: Mapping[str, Any], *, float32: bool = True) -> PhysicalSize:
+def physical_size_from_dict(
+    pm: Mapping[str, Any], *, float32: bool = True, where: str = "the record", label: str = "pixels_meta."
+) -> PhysicalSize:
     """Physical sizes and units from ``pixels_meta`` (or an images-table row).
 
-    ``float32=True`` undoes float32 storage noise (ome-arrow stores float32 sizes).
+    ``float32=True`` undoes float32 storage noise (ome-arrow stores float32 sizes). A size
+    that is not a finite number raises :class:`CorruptInputError` naming ``where`` and
+    ``<label>physical_size_<axis>``.
     """
-    values = {
-        ax: _float32_value(pm.get(f"physical_size_{ax}"))
-        if float32
-        else (None if pm.get(f"physical_size_{ax}") is None else float(pm[f"physical_size_{ax}"]))
-        for ax in "zyx"
-    }
-    units = {f"{ax}_unit": pm.get(f"physical_size_{ax}_unit") for ax in "zyx"}
-    return PhysicalSize(**values, **{k: None if v is None else str(v) for k, v in units.items()})
+    values = {}
+    for ax in "zyx":
+        value = float_field(pm, f"physical_size_{ax}", where, label=f"{label}physical_size_{ax}")
+        values[ax] = _float32_value(value) if float32 else value
+    units = {f"{ax}_unit": text_field(pm, f"physical_size_{ax}_unit") for ax in "zyx"}
+    return PhysicalSize(**values, **units)
 
 
 def as_utc(value: object) -> _dt.datetime | None:
@@ -297,11 +407,11 @@ def meta_from_record(record: Mapping[str, Any], *, chunks: Chunks5, dtype: np.dt
         shape=shape,
         dtype=dtype,
         chunks=chunks,
-        channels=channels_from_dicts(pm.get("channels"), shape[1]),
-        physical_size=physical_size_from_dict(pm),
-        id=None if record.get("id") is None else str(record["id"]),
-        name=None if record.get("name") is None else str(record["name"]),
-        image_type=None if record.get("image_type") is None else str(record["image_type"]),
+        channels=channels_from_dicts(pm.get("channels"), shape[1], where),
+        physical_size=physical_size_from_dict(pm, where=where),
+        id=text_field(record, "id"),
+        name=text_field(record, "name"),
+        image_type=text_field(record, "image_type"),
         acquisition_datetime=as_utc(record.get("acquisition_datetime")),
     )
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +42,68 @@ def corrupt(where: str, exc: BaseException) -> CorruptInputError:
     """Wrap a pyarrow / codec error into a :class:`CorruptInputError` naming ``where``."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return CorruptInputError(f"{where}: cannot read the Parquet data ({type(exc).__name__}: {text})")
+
+
+DATA_ERRORS = (pa.ArrowException, UnicodeDecodeError, OverflowError, ValueError)
+"""What converting damaged Arrow values to Python raises (invalid UTF-8, out-of-range timestamps...)."""
+
+
+def as_python(values: pa.Array | pa.ChunkedArray | pa.Scalar, where: str, what: str) -> Any:
+    """``values.to_pylist()`` (or a scalar's ``as_py()``), damaged values raising :class:`CorruptInputError`.
+
+    Bit flips in a file can leave bytes that are not UTF-8 in a string column, or a
+    timestamp past year 9999; pyarrow only notices when converting to Python.
+    """
+    try:
+        return values.as_py() if isinstance(values, pa.Scalar) else values.to_pylist()
+    except DATA_ERRORS as exc:
+        raise CorruptInputError(
+            f"{where}: {what} holds a damaged value ({type(exc).__name__}: {str(exc)[:200]})"
+        ) from exc
+
+
+def integer_column(values: pa.Array | pa.ChunkedArray, where: str, what: str) -> np.ndarray:
+    """An integer Arrow column without nulls as ``int64`` numpy; other types raise :class:`CorruptInputError`."""
+    if not pa.types.is_integer(values.type):
+        raise CorruptInputError(f"{where}: {what} has type {values.type}, expected integers")
+    if values.null_count:
+        raise CorruptInputError(f"{where}: {what} holds null values")
+    out = values.to_numpy()
+    if out.dtype == np.uint64 and len(out) and int(out.max()) > np.iinfo(np.int64).max:
+        raise CorruptInputError(f"{where}: {what} holds values beyond the int64 range")
+    return out.astype(np.int64)
+
+
+def cast_pixels(block: np.ndarray, dtype: np.dtype, where: str, declared_by: str = "the image") -> np.ndarray:
+    """Convert a decoded block to the image's declared ``dtype``, refusing a lossy conversion.
+
+    Stored and declared types may legitimately differ (ome-arrow keeps ``list<uint16>``
+    payloads for every pixel type, and ``dtype_meta=`` records declare ``uint8`` over
+    ``uint16`` chunks), so the check is on the values: a safe cast is always taken; any
+    other cast must round-trip exactly, else the file contradicts itself (uint16 300
+    declared uint8 would wrap to 44) and :class:`CorruptInputError` names both types and
+    ``declared_by`` (the field or table holding the declaration).
+    """
+    dtype = np.dtype(dtype)
+    if block.dtype == dtype:
+        return block
+    if np.can_cast(block.dtype, dtype, "safe"):
+        return block.astype(dtype)
+    with np.errstate(invalid="ignore", over="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", np.exceptions.ComplexWarning)  # the round trip catches a lost imaginary part
+        out = block.astype(dtype)
+        back = out.astype(block.dtype)
+    lossy = back != block
+    if block.dtype.kind in "fc":
+        lossy &= ~(np.isnan(block) & np.isnan(back))
+    if lossy.any():
+        i = np.unravel_index(int(np.flatnonzero(lossy.reshape(-1))[0]), block.shape)
+        raise CorruptInputError(
+            f"{where}: the stored pixels are {block.dtype.name} but {declared_by} declares {dtype.name}, and "
+            f"stored value {block[i].item()!r} (at {tuple(int(v) for v in i)} of the chunk) does not fit "
+            f"{dtype.name} (it would read as {out[i].item()!r}); the file contradicts itself"
+        )
+    return out
 
 
 def read_footer(path: str, expected: Fingerprint | None = None) -> pq.FileMetaData:
@@ -76,17 +140,37 @@ def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: li
     """Read ``columns`` of one row group, verifying page checksums; errors name ``where``."""
     pf = parquet_file(path, expected)
     try:
-        return pf.read_row_group(row_group, columns=columns)
+        table = pf.read_row_group(row_group, columns=columns)
+        missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
     except (OSError, pa.ArrowException, ValueError, IndexError, KeyError) as exc:
         raise corrupt(where, exc) from exc
     finally:
         pf.close()
+    if missing:  # pyarrow skips requested columns the file does not have
+        raise CorruptInputError(f"{where}: the file has no column(s) {missing}; it is damaged or not of this layout")
+    return table
 
 
-def leaf_paths(footer: pq.FileMetaData) -> list[str]:
+def leaf_paths(footer: pq.FileMetaData, where: str = "the Parquet file") -> list[str]:
     """Dotted Parquet leaf paths (``col.chunks.list.element.t``) of a file."""
-    schema = footer.schema
-    return [schema.column(i).path for i in range(len(schema))]
+    try:
+        schema = footer.schema
+        return [schema.column(i).path for i in range(len(schema))]
+    except DATA_ERRORS as exc:  # a damaged footer: column names that are not UTF-8
+        raise corrupt(where, exc) from exc
+
+
+def row_group_column(footer: pq.FileMetaData, row_group: int, leaf: str, where: str) -> Any | None:
+    """The column chunk metadata of ``leaf`` in ``row_group`` (None when absent); damage names ``where``."""
+    try:
+        rg = footer.row_group(row_group)
+        for i in range(rg.num_columns):
+            col = rg.column(i)
+            if col.path_in_schema == leaf:
+                return col
+    except DATA_ERRORS as exc:  # a damaged footer: column paths that are not UTF-8
+        raise corrupt(where, exc) from exc
+    return None
 
 
 def locate_row(footer: pq.FileMetaData, row_index: int) -> tuple[int, int]:

@@ -22,7 +22,15 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dask.base import tokenize
 
-from ..arrow_schema import as_utc, channels_from_dicts, dtype_from_string, physical_size_from_dict, stored_dtype
+from ..arrow_schema import (
+    as_utc,
+    channels_from_dicts,
+    dtype_from_string,
+    int_field,
+    physical_size_from_dict,
+    stored_dtype,
+    text_field,
+)
 from ..errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError, UnsafePathError
 from ..limits import check_chunk_grid
 from ..lowering import ReadPlan
@@ -31,10 +39,13 @@ from ..sources.base import ChunkCoords, SourceBase, chunk_slices
 from ..writers._jobfiles import progress_dir
 from ._parquet_common import (
     Fingerprint,
+    as_python,
     build_grid_index,
+    cast_pixels,
     corrupt,
     decode_bytes,
     fingerprint,
+    integer_column,
     read_footer,
     read_row_group,
 )
@@ -47,11 +58,31 @@ READ_COLUMNS = ["chunk_id", "dtype", "pixel_bytes"]
 """The ``chunks.parquet`` columns a chunk read fetches."""
 
 
-def is_dataset_dir(path: str) -> bool:
-    """A directory holding a manifest or the dataset's tables (the latter to report them incomplete)."""
+ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
+"""Files that make a folder a zarr store, which this layout never claims."""
+
+
+def looks_like_zarr(path: str | os.PathLike[str]) -> bool:
+    """A ``.zarr`` folder, or one holding zarr v2 / v3 metadata (never an OME-Arrow dataset).
+
+    An interrupted OME-Zarr conversion also leaves a ``<out>.progress`` sibling; it must
+    be reported by the OME-Zarr reader, not as an incomplete Parquet dataset.
+    """
     p = Path(path)
+    return p.name.lower().endswith(".zarr") or any((p / marker).is_file() for marker in ZARR_MARKERS)
+
+
+def is_dataset_dir(path: str) -> bool:
+    """A directory holding a manifest or the dataset's tables (the latter to report them incomplete).
+
+    A directory with only a ``<path>.progress`` sibling is claimed too (an interrupted
+    Parquet conversion), unless it is a zarr store (see :func:`looks_like_zarr`).
+    """
+    p = Path(path)
+    if not p.is_dir() or looks_like_zarr(p):
+        return False
     names = (MANIFEST, "images.parquet", "chunks.parquet")
-    return p.is_dir() and (any((p / name).exists() for name in names) or progress_dir(p).is_dir())
+    return any((p / name).exists() for name in names) or progress_dir(p).is_dir()
 
 
 def read_manifest(root: Path) -> dict[str, Any]:
@@ -71,8 +102,8 @@ def read_manifest(root: Path) -> dict[str, Any]:
         raise CorruptInputError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise CorruptInputError(f"{path}: not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise CorruptInputError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(manifest, dict):
         raise CorruptInputError(f"{path}: the manifest is not a JSON object")
     layout = manifest.get("layout", "typed-chunk-dataset")
@@ -87,9 +118,11 @@ def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
     if not path.is_file():
         raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
     try:
-        return pq.read_table(path, columns=columns, page_checksum_verification=True)
+        table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        table.column_names  # noqa: B018 - decodes the names: a damaged footer can hold names that are not UTF-8
     except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
         raise corrupt(str(path), exc) from exc
+    return table
 
 
 def _check_count(manifest: dict[str, Any], key: str, actual: int, where: Path) -> None:
@@ -98,8 +131,19 @@ def _check_count(manifest: dict[str, Any], key: str, actual: int, where: Path) -
         raise IncompleteOutputError(f"{where}: manifest {key}={declared!r} but the dataset holds {actual}")
 
 
+def _column(table: pa.Table, name: str, where: Path) -> pa.ChunkedArray:
+    """A required column of a dataset table; its absence names the file and the column."""
+    if name not in table.column_names:
+        raise CorruptInputError(
+            f"{where}: no {name!r} column (columns: {table.column_names[:20]}); the table is damaged or was not "
+            "written by an OME-Arrow dataset writer"
+        )
+    return table.column(name)
+
+
 def _image_row(images: pa.Table, image_id: str | None, root: Path) -> dict[str, Any]:
-    ids = [str(v) for v in images.column("image_id").to_pylist()]
+    where = root / "images.parquet"
+    ids = [str(v) for v in as_python(_column(images, "image_id", where), str(where), "column 'image_id'")]
     if not ids:
         raise CorruptInputError(f"{root}/images.parquet: no images")
     if len(set(ids)) != len(ids):
@@ -111,7 +155,7 @@ def _image_row(images: pa.Table, image_id: str | None, root: Path) -> dict[str, 
     else:
         shown = ", ".join(repr(i) for i in ids[:10]) + (", ..." if len(ids) > 10 else "")
         raise OmeArrowDaskError(f"{root}: no image_id {image_id!r}; the dataset holds {shown}")
-    return images.slice(index, 1).to_pylist()[0]
+    return as_python(images.slice(index, 1), str(where), f"row {index}")[0]
 
 
 def _safe_fragment(root: Path, fragment: object) -> str:
@@ -130,11 +174,22 @@ def _int_columns(table: pa.Table, names: list[str], where: str) -> dict[str, np.
     for name in names:
         if name not in table.column_names:
             raise CorruptInputError(f"{where}: missing column {name!r}")
-        column = table.column(name)
-        if column.null_count:
-            raise CorruptInputError(f"{where}: null values in column {name!r}")
-        out[name] = column.to_numpy().astype(np.int64)
+        out[name] = integer_column(table.column(name), where, f"column {name!r}")
     return out
+
+
+def _select_image(table: pa.Table, image_id: str, where: Path) -> pa.Table:
+    """The rows of ``table`` whose ``image_id`` column equals ``image_id``."""
+    ids = _column(table, "image_id", where)
+    if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
+        try:
+            ids = ids.cast(pa.string())
+        except pa.ArrowException as exc:
+            raise CorruptInputError(f"{where}: column 'image_id' has type {ids.type}, expected strings") from exc
+    try:
+        return table.filter(pc.equal(ids, image_id))
+    except pa.ArrowException as exc:
+        raise corrupt(str(where), exc) from exc
 
 
 def _row_positions(footer: pq.FileMetaData) -> tuple[np.ndarray, np.ndarray]:
@@ -184,9 +239,13 @@ class DatasetSource(SourceBase):
         if index_path.exists():
             index = _read_table(index_path)
             _check_count(manifest, "chunk_count", index.num_rows, index_path)
-            index = index.filter(pc.equal(index.column("image_id"), self.image_id))
+            index = _select_image(index, self.image_id, index_path)
             cols = _int_columns(index, [*_INDEX_COLUMNS[1:], "row_group_id", "row_index_in_group"], str(index_path))
-            fragments = index.column("fragment_path").to_pylist() if "fragment_path" in index.column_names else []
+            fragments = (
+                as_python(index.column("fragment_path"), str(index_path), "column 'fragment_path'")
+                if "fragment_path" in index.column_names
+                else []
+            )
             safe = {f: _safe_fragment(root, f) for f in set(fragments)}  # resolve each distinct path once
             names = sorted(set(safe.values())) or ["chunks.parquet"]
             lookup = {f: i for i, f in enumerate(names)}
@@ -196,10 +255,12 @@ class DatasetSource(SourceBase):
             return cols
         table = _read_table(root / "chunks.parquet", columns=_INDEX_COLUMNS)
         groups, rows = _row_positions(chunks_footer)
-        mask = pc.equal(table.column("image_id"), self.image_id).to_numpy(zero_copy_only=False)
-        cols = _int_columns(table.filter(mask), _INDEX_COLUMNS[1:], str(root / "chunks.parquet"))
-        cols["row_group_id"], cols["row_index_in_group"] = groups[mask], rows[mask]
-        cols["fragment"] = np.zeros(int(mask.sum()), dtype=np.int64)
+        table = table.append_column("_position", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+        table = _select_image(table, self.image_id, root / "chunks.parquet")
+        positions = table.column("_position").to_numpy()
+        cols = _int_columns(table, _INDEX_COLUMNS[1:], str(root / "chunks.parquet"))
+        cols["row_group_id"], cols["row_index_in_group"] = groups[positions], rows[positions]
+        cols["fragment"] = np.zeros(len(positions), dtype=np.int64)
         self._fragments = ("chunks.parquet",)
         return cols
 
@@ -221,14 +282,18 @@ class DatasetSource(SourceBase):
 
     def _init_grid(self, row: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
         where = self._where
+        images, label = f"{self.path}{os.sep}images.parquet", f"row {self.image_id!r}"
         dtype = dtype_from_string(row.get("dtype"), f"{where} images.parquet dtype")
         shape, chunk_shape = [], []
         for ax in _AXES:
-            size, step = row.get(f"size_{ax}"), row.get(f"chunk_{ax}")
-            if size is None or int(size) <= 0 or step is None or int(step) <= 0:
+            size, step = (
+                int_field(row, f"{name}_{ax}", images, label=f"{label} column {name}_{ax}", minimum=1)
+                for name in ("size", "chunk")
+            )
+            if size is None or step is None:
                 raise CorruptInputError(f"{where}: images.parquet has size_{ax}={size!r}, chunk_{ax}={step!r}")
-            shape.append(int(size))
-            chunk_shape.append(min(int(step), int(size)))
+            shape.append(size)
+            chunk_shape.append(min(step, size))
         check_chunk_grid(where, shape, chunk_shape, dtype)
         origins = np.stack([cols[a] for a in _AXES], axis=1)
         sizes = np.stack([cols[f"shape_{a}"] for a in _AXES], axis=1)
@@ -241,11 +306,11 @@ class DatasetSource(SourceBase):
             shape=tuple(shape),  # type: ignore[arg-type]
             dtype=dtype,
             chunks=chunks,
-            channels=_channels(row.get("channels_json"), shape[1]),
-            physical_size=physical_size_from_dict(row, float32=False),
+            channels=_channels(row.get("channels_json"), shape[1], images, label),
+            physical_size=physical_size_from_dict(row, float32=False, where=images, label=f"{label} column "),
             id=self.image_id,
-            name=None if row.get("name") is None else str(row["name"]),
-            image_type=None if row.get("image_type") is None else str(row["image_type"]),
+            name=text_field(row, "name"),
+            image_type=text_field(row, "image_type"),
             acquisition_datetime=as_utc(row.get("acquisition_datetime")),
         )
 
@@ -255,6 +320,10 @@ class DatasetSource(SourceBase):
     def token(self) -> str:
         """``tokenize(path, image_id, fingerprints of the manifest and chunk files)``."""
         return tokenize(self.path, self.image_id, sorted(self._fingerprints.items()))
+
+    def input_paths(self) -> tuple[str, ...]:
+        """The dataset directory."""
+        return (os.path.abspath(self.path),)
 
     def describe(self) -> str:
         """Format, directory and image id."""
@@ -289,22 +358,25 @@ class DatasetSource(SourceBase):
         path = os.path.join(self.path, fragment)
         where = f"{path} chunk_id {chunk_id} (row group {rg}) at grid {tuple(chunk_coords)}"
         table = read_row_group(path, self._fingerprints[fragment], rg, READ_COLUMNS, where)
-        if row >= table.num_rows or table.column("chunk_id")[row].as_py() != chunk_id:
+        if row >= table.num_rows or as_python(table.column("chunk_id")[row], where, "chunk_id") != chunk_id:
             raise CorruptInputError(f"{where}: row {row} of the row group is not chunk {chunk_id}")
-        dtype = stored_dtype(table.column("dtype")[row].as_py(), where)
+        dtype = stored_dtype(as_python(table.column("dtype")[row], where, "dtype"), where)
         payload = table.column("pixel_bytes")[row]
+        if not (pa.types.is_binary(payload.type) or pa.types.is_large_binary(payload.type)):
+            raise CorruptInputError(f"{where}: pixel_bytes has type {payload.type}, expected binary")
         if not payload.is_valid:
             raise CorruptInputError(f"{where}: pixel_bytes is null")
         block = decode_bytes(payload.as_buffer(), dtype, shape, None, where)
-        return block if dtype == self._meta.dtype else block.astype(self._meta.dtype)
+        return cast_pixels(block, self._meta.dtype, where, "images.parquet")
 
 
 
-def _channels(text: object, size_c: int) -> tuple[Any, ...]:
+def _channels(text: object, size_c: int, where: str, label: str) -> tuple[Any, ...]:
+    """Channels from an images row's ``channels_json``; unparsable JSON gives defaults, wrong types raise."""
     if not isinstance(text, str) or len(text) > MAX_MANIFEST_BYTES:
         return ()
     try:
         entries = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return ()
-    return channels_from_dicts(entries, size_c)
+    return channels_from_dicts(entries, size_c, where, f"{label} channels_json")

@@ -16,8 +16,11 @@ per chunk). Chunks win over planes.
 from __future__ import annotations
 
 import math
+import os
 import threading
+import warnings
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +32,7 @@ from ..arrow_schema import (
     METADATA_FIELDS,
     compression_from_string,
     dtype_from_string,
+    int_field,
     is_ome_arrow_struct,
     meta_from_record,
     shape_from_pixels_meta,
@@ -40,7 +44,20 @@ from ..lowering import ReadPlan
 from ..meta import ImageMeta, check_dtype
 from ..render import format_bytes
 from ..sources.base import ChunkCoords, SourceBase, chunk_slices
-from ._parquet_common import Fingerprint, build_grid_index, fingerprint, leaf_paths, locate_row, parquet_file
+from ._parquet_common import (
+    DATA_ERRORS,
+    Fingerprint,
+    as_python,
+    build_grid_index,
+    cast_pixels,
+    corrupt,
+    fingerprint,
+    integer_column,
+    leaf_paths,
+    locate_row,
+    parquet_file,
+    row_group_column,
+)
 
 MAX_CACHED_PAYLOADS = 4
 """Payload columns (one row group's pixel leaf each) kept per process."""
@@ -74,13 +91,31 @@ def clear_payload_cache() -> None:
 
 
 def find_column(schema: pa.Schema, column_name: str | None, path: str) -> str:
-    """Pick the struct column holding OME-Arrow records: named, ``ome_arrow``/``image``, or detected."""
+    """Pick the struct column holding OME-Arrow records: named, ``ome_arrow``/``image``, or detected.
+
+    A named column that does not exist is replaced by the first OME-Arrow struct column
+    with ome-arrow's ``UserWarning`` ("Requested column ... was not usable or not found.
+    Auto-detected OME-Arrow column ..."), naming ``path`` too; a named column that is not
+    an OME-Arrow struct raises.
+    """
     if column_name is not None:
         if column_name not in schema.names:
             found = [f.name for f in schema if is_ome_arrow_struct(f.type)]
-            raise OmeArrowDaskError(
-                f"{path}: no column {column_name!r}; OME-Arrow struct columns here: {found or 'none'}"
+            if not found:
+                raise OmeArrowDaskError(
+                    f"{path}: no column {column_name!r}; OME-Arrow struct columns here: none "
+                    "(ome-arrow's message: Could not locate an OME-Arrow struct column: "
+                    f"column '{column_name}' not found and auto-detection failed.)"
+                )
+            others = f"; other OME-Arrow columns: {found[1:]}" if len(found) > 1 else ""
+            warnings.warn(
+                f"Requested column '{column_name}' was not usable or not found. "
+                f"Auto-detected OME-Arrow column '{found[0]}'. ({path}: no column {column_name!r}, "
+                f"reading {found[0]!r} instead{others})",
+                UserWarning,
+                stacklevel=2,
             )
+            return found[0]
         if not is_ome_arrow_struct(schema.field(column_name).type):
             raise OmeArrowDaskError(f"{path}: column {column_name!r} is not an OME-Arrow struct column")
         return column_name
@@ -114,13 +149,38 @@ def record_metadata(array: pa.StructArray, where: str) -> dict[str, Any]:
     if not array.is_valid()[0].as_py():
         raise CorruptInputError(f"{where}: the record is null")
     names = {array.type.field(i).name for i in range(array.type.num_fields)}
-    return {f: array.field(f)[0].as_py() for f in METADATA_FIELDS if f in names}
+    return {f: as_python(array.field(f)[0], where, f"field {f!r}") for f in METADATA_FIELDS if f in names}
 
 
 def _row_record(table: pa.Table, column: str, row: int, where: str) -> tuple[dict[str, Any], pa.StructArray]:
     """Metadata dict of one row plus the row's struct (1-element) array."""
     array = table.column(column).combine_chunks().slice(row, 1)
     return record_metadata(array, where), array
+
+
+def _is_list_of_structs(arrow_type: pa.DataType) -> bool:
+    return (pa.types.is_list(arrow_type) or pa.types.is_large_list(arrow_type)) and pa.types.is_struct(
+        arrow_type.value_type
+    )
+
+
+def _check_payload_type(record_type: pa.StructType, layout_field: str, value_field: str, where: str) -> None:
+    """The pixel leaf must be binary (byte payloads) or a list of numbers (list payloads, planes)."""
+    value_type = record_type.field(layout_field).type.value_type
+    if value_type.get_field_index(value_field) < 0:
+        raise CorruptInputError(f"{where}: {layout_field} entries have no {value_field!r} field")
+    leaf = value_type.field(value_field).type
+    if value_field == "pixel_bytes":
+        ok = pa.types.is_binary(leaf) or pa.types.is_large_binary(leaf) or pa.types.is_binary_view(leaf)
+    else:
+        ok = (pa.types.is_list(leaf) or pa.types.is_large_list(leaf)) and (
+            pa.types.is_integer(leaf.value_type) or pa.types.is_floating(leaf.value_type)
+        )
+    if not ok:
+        raise CorruptInputError(
+            f"{where}: {layout_field}.{value_field} has type {leaf}, expected "
+            f"{'binary' if value_field == 'pixel_bytes' else 'a list of numbers'}"
+        )
 
 
 def _entries(
@@ -130,6 +190,10 @@ def _entries(
     if array.type.get_field_index(field) < 0:
         return None
     lists = array.field(field)
+    if not _is_list_of_structs(lists.type):
+        raise CorruptInputError(
+            f"{where}: the record's {field!r} field has type {lists.type}, expected a list of structs"
+        )
     if not lists.is_valid()[0].as_py() or len(lists[0]) == 0:
         return None
     values = lists.flatten()
@@ -139,25 +203,26 @@ def _entries(
             raise CorruptInputError(f"{where}: {field} entries have no {name!r} field")
         column = values.field(name)
         if nullable:
-            out[name] = column.to_pylist()
+            out[name] = as_python(column, where, f"{field}.{name}")
             continue
-        if column.null_count:
-            raise CorruptInputError(f"{where}: {field} entries have null {name!r} values")
-        out[name] = column.to_numpy(zero_copy_only=False)
+        out[name] = integer_column(column, where, f"{field}.{name}")
     return out
 
 
 def _chunk_grid_shape(record: dict[str, Any], entries: dict[str, np.ndarray], shape: tuple[int, ...], where: str):
     grid = record.get("chunk_grid") or {}
-    if (grid.get("chunk_t") or 1) != 1 or (grid.get("chunk_c") or 1) != 1:
+    if not isinstance(grid, Mapping):
+        raise CorruptInputError(f"{where}: chunk_grid must be a struct, got {type(grid).__name__}")
+    steps = {ax: int_field(grid, f"chunk_{ax}", where, label=f"chunk_grid.chunk_{ax}") for ax in "tczyx"}
+    if (steps["t"] or 1) != 1 or (steps["c"] or 1) != 1:
         raise CorruptInputError(f"{where}: chunk_grid spans T or C (chunk_t/chunk_c != 1), which the struct forbids")
     order = str(grid.get("chunk_order") or "ZYX").upper()
     if order != "ZYX":
         raise CorruptInputError(f"{where}: chunk_order {order!r} is not supported (only 'ZYX')")
     zyx = []
     for ax, size in zip("zyx", shape[2:], strict=True):
-        step = grid.get(f"chunk_{ax}") or int(entries[f"shape_{ax}"].max())
-        zyx.append(max(1, min(int(step), size)))
+        step = steps[ax] or int(entries[f"shape_{ax}"].max())
+        zyx.append(max(1, min(step, size)))
     return (1, 1, *zyx)
 
 
@@ -236,6 +301,8 @@ def record_layout(
         origins = np.stack([planes["t"], planes["c"], planes["z"], zeros, zeros], axis=1)
         sizes = np.tile(np.asarray(chunk_shape), (n, 1))
         what = "plane"
+    value_field = "pixel_bytes" if kind == "bytes" else "pixels"
+    _check_payload_type(record_type or array.type, "planes" if kind == "planes" else "chunks", value_field, where)
     dtype, chunk_dtypes, chunk_codecs = _pixel_dtype(record, array, kind, where)
     check_chunk_grid(where, shape, chunk_shape, dtype)
     grid, entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes, what)
@@ -286,6 +353,9 @@ def decode_entry(
 
     With ``copy=False`` raw byte chunks in the image dtype and list payloads already in
     the image dtype come back as read-only views of the payload buffer (zero-copy).
+    Stored values that the image's declared dtype cannot hold (uint16 300 in an image
+    declared uint8) raise :class:`CorruptInputError` naming both dtypes (see
+    :func:`~ome_arrow_dask.sources._parquet_common.cast_pixels`).
     """
     if not payload.valid[entry]:
         raise CorruptInputError(f"{where}: the payload is null")
@@ -299,20 +369,18 @@ def decode_entry(
         codec = layout.chunk_codecs[entry]
         if not copy and codec is None and stored == dtype and raw.size == math.prod(shape) * dtype.itemsize:
             return raw.view(dtype).reshape(shape)
-        block = decode_bytes(raw, stored, shape, codec, where)
-        return block if stored == dtype else block.astype(dtype)
+        return cast_pixels(decode_bytes(raw, stored, shape, codec, where), dtype, where, "pixels_meta.type")
     if raw.size != math.prod(shape):
         raise CorruptInputError(f"{where}: payload has {raw.size} values, expected {math.prod(shape)} {shape}")
-    return raw.reshape(shape).astype(dtype, copy=copy)
+    block = raw.reshape(shape)
+    if block.dtype == dtype:
+        return block.copy() if copy else block
+    return cast_pixels(block, dtype, where, "pixels_meta.type")
 
 
-def _list_stats(footer: Any, row_group: int, leaf: str) -> int | None:
-    rg = footer.row_group(row_group)
-    for i in range(rg.num_columns):
-        col = rg.column(i)
-        if col.path_in_schema == leaf:
-            return int(col.total_compressed_size)
-    return None
+def _list_stats(footer: Any, row_group: int, leaf: str, where: str) -> int | None:
+    col = row_group_column(footer, row_group, leaf, where)
+    return None if col is None else int(col.total_compressed_size)
 
 
 class StructSource(SourceBase):
@@ -334,30 +402,32 @@ class StructSource(SourceBase):
         self._fingerprint: Fingerprint = fingerprint(path)
         pf = parquet_file(path, self._fingerprint)
         footer = pf.metadata
-        self.column = find_column(pf.schema_arrow, column_name, path)
-        self._record_type = pf.schema_arrow.field(self.column).type
+        try:
+            schema = pf.schema_arrow
+        except DATA_ERRORS as exc:  # a damaged footer: its schema cannot be converted to Arrow
+            raise corrupt(path, exc) from exc
+        self.column = find_column(schema, column_name, path)
+        self._record_type = schema.field(self.column).type
         n_rows = footer.num_rows
         if not isinstance(row_index, (int, np.integer)) or not 0 <= int(row_index) < n_rows:
             raise OmeArrowDaskError(f"{path}: row_index {row_index!r} is out of range [0, {n_rows})")
         self.row_index = int(row_index)
         self.row_group, self.row_in_group = locate_row(footer, self.row_index)
         self._where = f"{path} (column {self.column!r}, row {self.row_index})"
-        paths = leaf_paths(footer)
+        paths = leaf_paths(footer, path)
         columns = [leaf for field in METADATA_FIELDS for leaf in _select_leaves(paths, self.column, field)]
         columns += _select_leaves(paths, self.column, "chunks", (*_COORDS, "dtype", "compression"))
         columns += _select_leaves(paths, self.column, "planes", ("t", "c", "z"))
         try:
             table = pf.read_row_group(self.row_group, columns=columns)
-        except (OSError, pa.ArrowException, ValueError) as exc:
-            from ._parquet_common import corrupt
-
+        except (OSError, *DATA_ERRORS) as exc:
             raise corrupt(self._where, exc) from exc
         finally:
             pf.close()
         record, array = _row_record(table, self.column, self.row_in_group, self._where)
         self._init_layout(record, array, paths)
         self._rows_in_group = footer.row_group(self.row_group).num_rows
-        self._payload_bytes = _list_stats(footer, self.row_group, self._leaf)
+        self._payload_bytes = _list_stats(footer, self.row_group, self._leaf, self._where)
         self._check_stored_values(footer)
         check_declared_bytes(self._where, self._meta.nbytes, self._fingerprint[1])
 
@@ -373,17 +443,15 @@ class StructSource(SourceBase):
         """For list / plane payloads in a one-row row group, the footer counts the stored values."""
         if self.kind == "bytes" or self._rows_in_group != 1:
             return
-        rg = footer.row_group(self.row_group)
-        for i in range(rg.num_columns):
-            col = rg.column(i)
-            if col.path_in_schema == self._leaf:
-                stored, declared = int(col.num_values), math.prod(self._meta.shape)
-                if stored != declared:
-                    what = "planes" if self.kind == "planes" else "chunks"
-                    raise CorruptInputError(
-                        f"{self._where}: {what} cover {stored} of {declared} pixels of the declared shape "
-                        f"{self._meta.shape} (stored pixel values counted in the Parquet footer)"
-                    )
+        col = row_group_column(footer, self.row_group, self._leaf, self._where)
+        if col is not None:
+            stored, declared = int(col.num_values), math.prod(self._meta.shape)
+            if stored != declared:
+                what = "planes" if self.kind == "planes" else "chunks"
+                raise CorruptInputError(
+                    f"{self._where}: {what} cover {stored} of {declared} pixels of the declared shape "
+                    f"{self._meta.shape} (stored pixel values counted in the Parquet footer)"
+                )
 
     # ------------------------------------------------------------------ Source protocol
 
@@ -391,6 +459,10 @@ class StructSource(SourceBase):
     def token(self) -> str:
         """``tokenize(path, mtime_ns, size, column, row)``."""
         return tokenize(self.path, *self._fingerprint, self.column, self.row_index)
+
+    def input_paths(self) -> tuple[str, ...]:
+        """The Parquet file."""
+        return (os.path.abspath(self.path),)
 
     def describe(self) -> str:
         """Format, file, column, row and payload kind."""

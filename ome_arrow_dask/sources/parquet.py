@@ -25,7 +25,11 @@ SUFFIXES = (".parquet", ".pq", ".parq")
 
 
 def probe(path: str, **options: object) -> bool:
-    """Cheap check: a dataset directory, a ``.parquet`` suffix, or the ``PAR1`` magic."""
+    """Cheap check: a dataset directory, a ``.parquet`` suffix, or the ``PAR1`` magic.
+
+    Zarr stores (a ``.zarr`` name, ``zarr.json``, ``.zgroup``, ``.zattrs``) are never
+    claimed, even with the ``<path>.progress`` sibling an interrupted conversion leaves.
+    """
     del options
     p = Path(path)
     if p.is_dir():
