@@ -371,3 +371,57 @@ def _as_table(data: Any) -> pa.Table:
         f"scan_table expects a Parquet path or an Arrow table (an object with __arrow_c_stream__), "
         f"got {type(data).__name__}"
     )
+
+
+# ---------------------------------------------------------------------- single-record files
+def to_ome_parquet(
+    data: Any,
+    out_path: str | os.PathLike[str],
+    column_name: str = "image",
+    file_metadata: dict[str, str] | None = None,
+    compression: str | None = "zstd",
+) -> None:
+    """Write one OME-Arrow record as a single-row Parquet file (ome-arrow's ``to_ome_parquet``).
+
+    Parameters
+    ----------
+    data
+        The record: a dict in OME-Arrow record form, a ``pa.StructScalar``, a one-row
+        OME-Arrow struct array, or an :class:`~ome_arrow_dask.core.OMEArrow` (written
+        with the byte payload, dtype kept). Arrow and dict records are written as given
+        (list or byte payload), after checking that they open as an image.
+    out_path
+        The file to write; written to a temporary name and renamed when complete.
+    column_name
+        The struct column's name (ome-arrow's default ``"image"``).
+    file_metadata
+        Extra key/value pairs for the schema metadata, next to ``ome.arrow.type`` / ``version``.
+    compression
+        Parquet codec of every leaf column (default zstd).
+    """
+    from pathlib import Path
+
+    from ._arrow_import import is_record_dict, record_from_dict, record_source
+    from .core import OMEArrow, _absolute
+    from .writers.parquet import FILE_METADATA, _write_table
+
+    if isinstance(data, OMEArrow):
+        record = record_array(data)
+    elif is_record_dict(data):
+        record = record_from_dict(data)
+    elif isinstance(data, pa.StructScalar):
+        record = pa.array([data.as_py()], type=data.type)  # scalars hide their buffers: one copy
+    elif isinstance(data, pa.StructArray) and len(data) == 1:
+        record = data
+    else:
+        raise TypeError(
+            f"to_ome_parquet writes one OME-Arrow record (dict, StructScalar, one-row StructArray or OMEArrow), "
+            f"got {type(data).__name__}"
+        )
+    record_source(record)  # raises on a record that does not open as an image
+    metadata = {**FILE_METADATA, **{str(k).encode(): str(v).encode() for k, v in (file_metadata or {}).items()}}
+    table = pa.Table.from_arrays([record], names=[column_name]).replace_schema_metadata(metadata)
+    target = Path(_absolute(out_path))
+    if target.is_dir():
+        raise OmeArrowDaskError(f"{target}: is a directory; to_ome_parquet writes a single file")
+    _write_table(table, target, compression)

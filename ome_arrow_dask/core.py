@@ -17,7 +17,7 @@ import dask.array as da
 import numpy as np
 
 from . import render
-from ._arrow_import import is_arrow_input, source_from_arrow
+from ._arrow_import import is_arrow_input, is_record_dict, record_from_dict, source_from_arrow
 from .errors import OmeArrowDaskError
 from .graph import build_array, plan_reads, read_into_memory
 from .lowering import ReadPlan
@@ -32,7 +32,8 @@ from .selection import (
     selection_shape,
 )
 from .sources import open_source
-from .sources.base import ArraySource, MetaOverride, Source
+from .sources.base import ArraySource, MetaOverride, Source, input_paths_of
+from .xarray_interop import is_data_array, source_from_xarray
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -42,6 +43,17 @@ if TYPE_CHECKING:
 
 def _is_source(obj: object) -> bool:
     return hasattr(obj, "read_chunk") and hasattr(obj, "meta") and hasattr(obj, "token")
+
+
+def _absolute(path: str | os.PathLike[str]) -> str:
+    """Return ``path`` made absolute against this process's working directory.
+
+    Plans and writers travel to ``dask.distributed`` workers, which may run in another
+    working directory; a relative path would name another (or no) file there. Strings
+    with a URL scheme (``s3://...``) are returned unchanged.
+    """
+    text = os.fspath(path)
+    return text if "://" in text else os.path.abspath(text)
 
 
 def _sorted_unique_indices(indices: Iterable[int] | None, size: int, axis: str) -> tuple[int, ...] | range:
@@ -56,13 +68,21 @@ def _sorted_unique_indices(indices: Iterable[int] | None, size: int, axis: str) 
     return tuple(sorted(set(picked)))
 
 
+def _array_source(data: Any, dim_order: str | None, chunks: Any) -> Source:
+    """An in-memory / dask array, or an ``xarray.DataArray`` with its coordinates and attrs."""
+    if is_data_array(data):
+        return source_from_xarray(data, chunks=chunks)
+    return ArraySource(data, dim_order, chunks=chunks)
+
+
 class OMEArrow:
     """A lazy TCZYX image: any source, a composed selection, and how it was built.
 
     Parameters
     ----------
     data
-        A numpy / dask / torch / jax / cupy array (2-D to 5-D), a path (any format
+        A numpy / dask / torch / jax / cupy array (2-D to 5-D), an ``xarray.DataArray``
+        (dims from t c z y x; coordinates and attrs as :meth:`to_xarray` writes), a path (any format
         :func:`~ome_arrow_dask.sources.open_source` recognises), a
         :class:`~ome_arrow_dask.sources.Source`, another ``OMEArrow``, or Arrow data:
         an OME-Arrow struct array / scalar, an ``arrow.fixed_shape_tensor`` array, a
@@ -100,33 +120,39 @@ class OMEArrow:
         **options: Any,
     ) -> None:
         is_path = isinstance(data, (str, os.PathLike))
-        if dim_order is not None and (is_path or isinstance(data, OMEArrow) or _is_source(data)):
-            raise OmeArrowDaskError("dim_order is only valid with array inputs")
+        if dim_order is not None and (
+            is_path or isinstance(data, OMEArrow) or _is_source(data) or is_record_dict(data) or is_data_array(data)
+        ):
+            raise OmeArrowDaskError(
+                "dim_order is supported only for array inputs (numpy, dask, torch, jax, cupy, Arrow tensors); "
+                f"a {type(data).__name__} carries its own axes"
+            )
         if is_path:
             source_options = dict(options)
             if column_name is not None:
                 source_options["column_name"] = column_name
             if row_index is not None:
                 source_options["row_index"] = row_index
-            source: Source = open_source(data, **source_options)
+            source: Source = open_source(_absolute(data), **source_options)
         elif lazy:
-            raise TypeError("lazy=True requires a path; arrays are already in memory")
+            raise TypeError("lazy=True currently supports only string paths (or os.PathLike); arrays are in memory")
         elif isinstance(data, OMEArrow):
             source = data._source
         elif _is_source(data):
             source = data
-        elif is_arrow_input(data):
+        elif is_record_dict(data):
+            source = source_from_arrow(record_from_dict(data))
+        elif is_arrow_input(data) and not is_data_array(data):  # xarray >= 2025 exports Arrow too
             source = source_from_arrow(data, dim_order=dim_order, row_index=row_index, chunks=chunks)
         else:
-            source = ArraySource(data, dim_order, chunks=chunks)
+            source = _array_source(data, dim_order, chunks)
         if image_type is not None:
             source = MetaOverride(source, source.meta.replace(image_type=image_type))
         selection = data._selection if isinstance(data, OMEArrow) else full_selection(source.meta.shape)
         steps = data._steps if isinstance(data, OMEArrow) else ()
         self._init_plan(source, selection, steps, tcz)
         if is_path and not lazy:
-            collected = self.collect()
-            self._init_plan(collected._source, collected._selection, (), tcz)
+            self.collect()
 
     def _init_plan(self, source: Source, selection: Selection, steps: tuple[str, ...], tcz: tuple[int, ...]) -> None:
         self._source = source
@@ -170,9 +196,24 @@ class OMEArrow:
 
     # ------------------------------------------------------------------ metadata
     @property
+    def labels(self) -> Any:
+        """NGFF label images stored with this OME-Zarr image (``labels/<name>``), by name.
+
+        Each is opened lazily as an OMEArrow with ``image_type="label"`` at this image's
+        pyramid level (see :mod:`ome_arrow_dask.labels`); empty when there are none.
+        """
+        from .labels import labels_of
+
+        return labels_of(self)
+
+    @property
     def source(self) -> Source:
         """The source this plan reads from."""
         return self._source
+
+    def input_paths(self) -> tuple[str, ...]:
+        """The files and folders the plan reads (or was read from); writers refuse to write onto them."""
+        return input_paths_of(self._source)
 
     @property
     def selection(self) -> Selection:
@@ -214,9 +255,17 @@ class OMEArrow:
 
     @property
     def is_lazy(self) -> bool:
-        """True while pixels still have to be read (a file source or a pending selection)."""
-        in_memory = isinstance(self._source, ArraySource) and self._source.is_in_memory
-        return not (in_memory and is_identity(self._selection, self._source.meta.shape))
+        """True while pixels still have to be read from a file or computed by dask.
+
+        A selection of a NumPy-backed image is not lazy (ome-arrow's eager ``slice``):
+        it is applied as a NumPy slice when the pixels are used, without a file read.
+        """
+        return not (isinstance(self._source, ArraySource) and self._source.is_in_memory)
+
+    @property
+    def _is_materialized(self) -> bool:
+        """True when the source *is* the result: an in-memory array and the identity selection."""
+        return not self.is_lazy and is_identity(self._selection, self._source.meta.shape)
 
     # ------------------------------------------------------------------ planning
     def _compose(self, inner: Iterable[Any], step: str) -> OMEArrow:
@@ -236,7 +285,10 @@ class OMEArrow:
     ) -> OMEArrow:
         """Crop X/Y (half-open) and pick T/C/Z planes; return a new lazy plan.
 
-        Coordinates are relative to this plan, so chained calls compose. Index lists
+        On an in-memory image the result is in memory too (``is_lazy`` False, as with
+        ome-arrow's eager fallback); nothing is copied until the pixels are used.
+        On a lazy plan nothing is read until ``collect()``. Coordinates are relative
+        to this plan, so chained calls compose. Index lists
         are sorted and deduplicated as in ome-arrow, but out-of-range indices raise
         instead of being dropped. ``fill_missing`` is accepted for compatibility; our
         sources never have missing planes (they raise or fill when they are opened).
@@ -267,21 +319,41 @@ class OMEArrow:
         return build_array(self._source, self._selection)
 
     def collect(self, **compute_kwargs: Any) -> OMEArrow:
-        """Read the selection into memory; return an in-memory ``OMEArrow``.
+        """Read the selection into memory, in place, and return ``self`` (as ome-arrow does).
 
-        Reads exactly the source chunks the selection intersects.
+        Reads exactly the source chunks the selection intersects; afterwards
+        ``is_lazy`` is False. Plans derived from this one earlier keep their own
+        (lazy) source. ``compute_kwargs`` go to ``dask.compute`` (e.g. ``scheduler=``).
         """
-        if not self.is_lazy:
+        if not self._is_materialized:
+            collected = self._collected(**compute_kwargs)
+            self._init_plan(collected._source, collected._selection, (), self.tcz)
+        return self
+
+    def _collected(self, **compute_kwargs: Any) -> OMEArrow:
+        """A new in-memory plan holding the selection's pixels; ``self`` is not changed."""
+        if self._is_materialized:
             return self
         array = None if compute_kwargs else read_into_memory(self._source, self._selection)
         if array is None:
             array = self.to_dask().compute(**compute_kwargs)
-        source = ArraySource(array, "TCZYX", chunks=self.chunks, meta=self.meta)
+        source = ArraySource(array, "TCZYX", chunks=self.chunks, meta=self.meta, input_paths=self.input_paths())
         return self._from_plan(source, full_selection(array.shape), (), self.tcz)
 
+    def to_xarray(self) -> Any:
+        """Return the selection as a lazy ``xarray.DataArray`` (dims t c z y x; reads no pixels).
+
+        Coordinates carry physical positions and units, ``c`` the channel names, ``attrs``
+        the OME metadata; ``OMEArrow(data_array)`` reads them back. Needs xarray
+        (``pip install 'ome-arrow-dask[xarray]'``); see :mod:`ome_arrow_dask.xarray_interop`.
+        """
+        from .xarray_interop import to_xarray
+
+        return to_xarray(self)
+
     def to_numpy(self, **compute_kwargs: Any) -> np.ndarray:
-        """Read the selection and return it as a TCZYX numpy array."""
-        collected = self.collect(**compute_kwargs)
+        """Read the selection and return it as a TCZYX numpy array (the plan stays lazy)."""
+        collected = self._collected(**compute_kwargs)
         return collected._source.array  # type: ignore[attr-defined, no-any-return]
 
     def tensor_view(self, **kwargs: Any) -> Any:
@@ -308,8 +380,9 @@ class OMEArrow:
         """Export the selection: ``"numpy"`` (TCZYX array), ``"dask"``, or a writer format.
 
         Unlike ome-arrow, ``dtype=None`` keeps the stored dtype (ome-arrow defaults to
-        uint16 and truncates). File writers (``"ome-zarr"``, ``"parquet"``, ...) need
-        ``out`` and return it.
+        uint16 and truncates). File writers (``"ome-zarr"``, ``"parquet"``, ``"ome-tiff"``
+        / ``"ometiff"``) need ``out`` and return it; their options are documented in
+        :mod:`ome_arrow_dask.writers`.
         """
         kind = how.lower().replace("_", "-")
         if kind == "numpy":
@@ -320,12 +393,15 @@ class OMEArrow:
             return array if dtype is None else array.astype(dtype)
         from .writers import write
 
-        return write(kind, self if dtype is None else self.astype(dtype), out, **options)
+        target = None if out is None else _absolute(out)  # workers may run in another directory
+        write(kind, self if dtype is None else self.astype(dtype), target, **options)
+        return out
 
     def astype(self, dtype: Any) -> OMEArrow:
         """Return a lazy plan whose pixels are cast to ``dtype`` when read."""
         array = self.to_dask().astype(dtype)
-        source = ArraySource(array, "TCZYX", meta=self.meta.replace(dtype=np.dtype(dtype)))
+        meta = self.meta.replace(dtype=np.dtype(dtype))
+        source = ArraySource(array, "TCZYX", meta=meta, input_paths=self.input_paths())
         return self._from_plan(source, full_selection(array.shape), self._steps, self.tcz)
 
     # ------------------------------------------------------------------ Arrow
@@ -402,8 +478,65 @@ class OMEArrow:
 
     # ------------------------------------------------------------------ display
     def info(self) -> dict[str, Any]:
-        """ome-arrow's info dict, plus dtype, chunks, bytes and the source."""
+        """ome-arrow's info dict, exactly: ``shape``, ``type``, ``channels``, ``is_multichannel``, ``summary``.
+
+        Reads no pixels. dtype, chunks, bytes, channel names and the source are in
+        :attr:`meta`, :meth:`explain` and the notebook (HTML) view.
+        """
         return render.info(self)
+
+    @property
+    def data(self) -> pa.StructScalar:
+        """The image as one OME-Arrow record (``pa.StructScalar``), like ome-arrow's ``.data``.
+
+        Reads the whole selection (as ome-arrow does). The record has the byte payload
+        (``OME_ARROW_BYTE_STRUCT``), so every dtype is kept; ``OMEArrow(img.data)``
+        opens it again. For ome-arrow's ``list<uint16>`` payload use
+        ``img.to_arrow(payload="list")[0]``.
+        """
+        return self.to_arrow()[0]
+
+    def view(  # noqa: PLR0913 - mirrors ome-arrow's signature
+        self,
+        how: str = "matplotlib",
+        tcz: tuple[int, int, int] | None = None,
+        autoscale: bool = True,
+        vmin: float | None = None,
+        vmax: float | None = None,
+        cmap: str = "gray",
+        show: bool = True,
+        c: int | None = None,
+        downsample: int = 1,
+        opacity: str | float = "sigmoid",
+        clim: tuple[float, float] | None = None,
+        show_axes: bool = True,
+        scaling_values: tuple[float, float, float] | None = None,
+    ) -> Any:
+        """Show the image: one plane with matplotlib, or a volume with pyvista (ome-arrow's ``view``).
+
+        ``how="matplotlib"`` reads only plane ``tcz`` (default :attr:`tcz`) and returns
+        ``(figure, axes, image)``. ``how="pyvista"`` reads the Z stack of T=``tcz[0]``,
+        channel ``c`` (default ``tcz[1]``), and returns a ``pyvista.Plotter``; spacing
+        comes from the physical sizes unless ``scaling_values`` (Z, Y, X) is given.
+        Both libraries are optional: a missing one raises ``ImportError`` naming the
+        package to install. See :mod:`ome_arrow_dask.render`.
+        """
+        return render.view(
+            self,
+            how,
+            self.tcz if tcz is None else tuple(tcz),
+            autoscale=autoscale,
+            vmin=vmin,
+            vmax=vmax,
+            cmap=cmap,
+            show=show,
+            c=c,
+            downsample=downsample,
+            opacity=opacity,
+            clim=clim,
+            show_axes=show_axes,
+            scaling_values=scaling_values,
+        )
 
     def _repr_html_(self) -> str:
         return render.html(self)

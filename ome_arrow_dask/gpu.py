@@ -26,7 +26,7 @@ def check_device(device: str) -> str:
     """
     if device == "cpu" or device == "cuda" or device.startswith("cuda:"):
         return device
-    raise OmeArrowDaskError(f"unknown device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
+    raise OmeArrowDaskError(f"Unsupported device {device!r}; expected 'cpu', 'cuda' or 'cuda:N'")
 
 
 def _device_id(device: str) -> int:

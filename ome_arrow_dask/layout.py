@@ -99,7 +99,8 @@ def plan_layout(layout: str, sizes: Mapping[str, int], channel_policy: str = "er
             continue
         hint = " (or channel_policy='first' to keep the first channel)" if axis == "C" else ""
         raise LayoutError(
-            f"layout {layout!r} drops axis {axis} of size {sizes[axis]}; select a single {axis.lower()} "
+            f"layout {layout!r} drops non-singleton dimension {axis!r} (size {sizes[axis]}); select a single "
+            f"{axis.lower()} "
             f"or keep {axis} in the layout{hint}"
         )
     buffer_axes = "".join(ax for ax in CANONICAL if ax in letters)

@@ -1,4 +1,4 @@
-"""Text and HTML renderings of a plan: ``explain()``, ``info()``, ``_repr_html_``.
+"""Text, HTML and plots of a plan: ``explain()``, ``info()``, ``_repr_html_``, ``view()``.
 
 Everything here reads metadata only, except the HTML thumbnail, which is drawn only
 when the plane it shows costs at most :data:`THUMBNAIL_MAX_CHUNKS` chunk reads and
@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .errors import SelectionError
 from .meta import AXES
 from .selection import AxisIndex, format_index
 
@@ -99,24 +100,134 @@ def image_type(shape: Sequence[int]) -> str:
 
 
 def info(plan: OMEArrow) -> dict[str, Any]:
-    """ome-arrow's ``info()`` keys plus dtype, chunks, nbytes, channel names and source."""
-    shape = plan.shape
-    kind = image_type(shape)
-    summary = f"{kind} with {shape[1]} channel(s), shape TCZYX={shape}, dtype {plan.dtype}"
+    """ome-arrow's ``info()`` dict, key for key and word for word (reads no pixels).
+
+    >>> from ome_arrow_dask import OMEArrow
+    >>> info(OMEArrow(np.zeros((5, 4, 4), "u2")))["summary"]
+    '3D image (z-stack), single-channel - shape (T=1, C=1, Z=5, Y=4, X=4)'
+    """
+    t, c, z, y, x = (int(n) for n in plan.shape)
+    kind = image_type((t, c, z))
+    channels = f"multi-channel ({c} channels)" if c > 1 else "single-channel"
     return {
-        "shape": shape,
+        "shape": (t, c, z, y, x),
         "type": kind,
-        "channels": shape[1],
-        "is_multichannel": shape[1] > 1,
-        "summary": summary,
-        "dtype": str(plan.dtype),
-        "chunks": plan.chunks,
-        "nbytes": plan.nbytes,
-        "channel_names": list(plan.meta.channel_names),
-        "physical_size": plan.meta.physical_size,
-        "source": plan.source.describe(),
-        "is_lazy": plan.is_lazy,
+        "channels": c,
+        "is_multichannel": c > 1,
+        "summary": f"{kind}, {channels} - shape (T={t}, C={c}, Z={z}, Y={y}, X={x})",
     }
+
+
+VIEW_MODES = ("matplotlib", "pyvista")
+
+
+def _import_optional(module: str, purpose: str) -> Any:
+    """Import ``module`` or raise ``ImportError`` saying what to install (the one place per library)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        package = module.split(".")[0]
+        raise ImportError(f"{purpose} needs {package}, which is not installed: pip install {package}") from exc
+
+
+def _display_limits(pixels: np.ndarray, autoscale: bool, vmin: float | None, vmax: float | None) -> tuple[Any, Any]:
+    """ome-arrow's autoscale: the plane's min / max (finite values), widened by 1 when flat."""
+    if autoscale and (vmin is None or vmax is None):
+        finite = pixels[np.isfinite(pixels)] if pixels.dtype.kind in "fc" else pixels
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi == lo:
+            hi = lo + 1
+        vmin = lo if vmin is None else vmin
+        vmax = hi if vmax is None else vmax
+    return vmin, vmax
+
+
+def _plane_index(plan: OMEArrow, tcz: Sequence[int]) -> tuple[int, int, int]:
+    t, c, z = (int(v) for v in tcz)
+    for name, value, size in (("t", t, plan.shape[0]), ("c", c, plan.shape[1]), ("z", z, plan.shape[2])):
+        if not 0 <= value < size:
+            raise SelectionError(f"view: {name}={value} is out of range for size {size} (tcz={tuple(tcz)})")
+    return t, c, z
+
+
+def view(plan: OMEArrow, how: str, tcz: Sequence[int], **options: Any) -> Any:
+    """``OMEArrow.view``: validate ``how`` before any read, then draw with matplotlib or pyvista."""
+    if how not in VIEW_MODES:
+        raise ValueError(f"Unsupported view mode: {how!r}. Use 'matplotlib' or 'pyvista'.")
+    t, c, z = _plane_index(plan, tcz)
+    channel = options.pop("c", None)
+    if how == "matplotlib":
+        return _view_matplotlib(plan, (t, c, z), **options)
+    return _view_pyvista(plan, t, c if channel is None else int(channel), **options)
+
+
+def _view_matplotlib(
+    plan: OMEArrow,
+    tcz: tuple[int, int, int],
+    *,
+    autoscale: bool,
+    vmin: float | None,
+    vmax: float | None,
+    cmap: str,
+    show: bool,
+    **_pyvista_only: Any,
+) -> tuple[Any, Any, Any]:
+    """One plane (reads only its chunks) as ``(figure, axes, image)``."""
+    plt = _import_optional("matplotlib.pyplot", "OMEArrow.view(how='matplotlib')")
+    t, c, z = tcz
+    shape = plan.shape
+    plane = plan.slice_lazy(0, shape[4], 0, shape[3], t_indices=[t], c_indices=[c], z_indices=[z])
+    pixels = plane.to_numpy()[0, 0, 0]
+    vmin, vmax = _display_limits(pixels, autoscale, vmin, vmax)
+    fig, ax = plt.subplots()
+    image = ax.imshow(pixels, cmap=cmap, vmin=vmin, vmax=vmax)
+    ax.axis("off")
+    if show:
+        plt.show()
+    return fig, ax, image
+
+
+def _view_pyvista(  # noqa: PLR0913 - ome-arrow's view options
+    plan: OMEArrow,
+    t: int,
+    c: int,
+    *,
+    show: bool,
+    downsample: int,
+    opacity: str | float,
+    clim: tuple[float, float] | None,
+    show_axes: bool,
+    scaling_values: tuple[float, float, float] | None,
+    cmap: str,
+    **_matplotlib_only: Any,
+) -> Any:
+    """The Z stack of (t, c) as a pyvista volume; returns the ``pyvista.Plotter``."""
+    pv = _import_optional("pyvista", "OMEArrow.view(how='pyvista')")
+    if not 0 <= c < plan.shape[1]:
+        raise SelectionError(f"Channel out of range: 0..{plan.shape[1] - 1} (got c={c})")
+    step = max(1, int(downsample))
+    shape = plan.shape
+    stack = plan.slice_lazy(0, shape[4], 0, shape[3], t_indices=[t], c_indices=[c])
+    volume = stack.to_numpy()[0, 0, ::step, ::step, ::step]  # ZYX
+    if scaling_values is not None:
+        dz, dy, dx = (float(v) for v in scaling_values)
+    else:
+        size = plan.meta.physical_size
+        dz, dy, dx = ((getattr(size, axis, None) or 1.0) for axis in ("z", "y", "x"))
+    grid = pv.ImageData(dimensions=volume.shape[::-1], spacing=(dx * step, dy * step, dz * step))
+    grid.point_data["scalars"] = volume.transpose(2, 1, 0).ravel(order="F")
+    if clim is None:
+        lo, hi = (float(v) for v in np.percentile(volume, (1.0, 99.9)))
+        clim = (lo, hi if hi > lo else lo + 1.0)
+    plotter = pv.Plotter(off_screen=not show)
+    plotter.add_volume(grid, cmap=cmap, opacity=opacity, clim=clim, shade=False)
+    if show_axes:
+        plotter.add_axes()
+    if show:
+        plotter.show()
+    return plotter
 
 
 def _thumbnail_png(plan: OMEArrow) -> str | None:

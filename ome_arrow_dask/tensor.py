@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .dlpack import KDL_CPU, DLPackExport, export_capsule, prefetched
-from .errors import OmeArrowDaskError, SelectionError
+from .errors import LayoutError, OmeArrowDaskError, SelectionError
 from .gpu import check_device, to_device_array
 from .layout import LayoutPlan, default_layout, display_layout, parse_layout, plan_layout
 from .view_args import ViewArgs, view_selection
@@ -58,12 +58,18 @@ class TensorView:
     layout
         Letters over TZCYX (H/W aliases); default CYX for one t and one z, else TZCYX.
     dtype
-        Output dtype (a plain cast, as in ome-arrow); default the stored dtype.
+        Output dtype (a plain NumPy cast, as in ome-arrow); default the stored dtype.
+        Torch users of uint16 images pass ``"int32"`` or ``"float32"``: torch's uint16
+        tensors lack ``max``, ``mean`` and most other kernels. A lazy view casts block
+        by block as it reads, so the stored-dtype copy is never held whole.
     chunk_policy
         Accepted for compatibility; chunking never changes the values here.
     channel_policy
         ``"error"`` or ``"first"`` (keep the first selected channel when C is dropped).
     """
+
+    _layout_text: str | None = None
+    """The layout string as the caller spelled it (what a lazy view's ``layout`` returns)."""
 
     def __init__(  # noqa: PLR0913 - mirrors ome-arrow's signature
         self,
@@ -88,20 +94,36 @@ class TensorView:
         if scene not in (None, 0):
             raise SelectionError(f"scene={scene!r}: a plan holds one scene; open it with OMEArrow.scan(path, scene=k)")
         if chunk_policy not in _CHUNK_POLICIES:
-            raise OmeArrowDaskError(f"chunk_policy must be one of {_CHUNK_POLICIES}, got {chunk_policy!r}")
-        base = data if isinstance(data, OMEArrow) else OMEArrow(data)
+            raise OmeArrowDaskError(f"Unsupported chunk_policy {chunk_policy!r}; expected one of {_CHUNK_POLICIES}")
+        base = data if isinstance(data, OMEArrow) else OMEArrow(data, row_index=_first_record_row(data))
         args = ViewArgs(t, z, c, roi, roi3d, roi_nd, roi_type, tile)
         plan = base._compose(view_selection(args, base.shape, base.chunks), _describe_args(args))
         self._init(plan, None if layout is None else parse_layout(layout), dtype, channel_policy)
+        self._layout_text = layout
 
     def _init(self, plan: OMEArrow, layout: str | None, dtype: Any, channel_policy: str) -> None:
         self._plan = plan
         self._layout = layout
-        self._dtype = plan.dtype if dtype is None else np.dtype(dtype)
+        self._dtype = plan.dtype if dtype is None else _output_dtype(dtype)
         self._channel_policy = channel_policy
         self._lock = threading.Lock()
         self._buffer: np.ndarray | None = None
-        self._layout_plan = plan_layout(self._resolved_layout(), self._sizes(), channel_policy)
+        if channel_policy not in ("error", "first"):
+            raise LayoutError(f"channel_policy must be 'error' or 'first', got {channel_policy!r}")
+        try:
+            self._planned_layout: LayoutPlan | LayoutError = plan_layout(
+                self._resolved_layout(), self._sizes(), channel_policy
+            )
+        except LayoutError as exc:
+            # as in ome-arrow, a layout that drops a non-singleton axis fails when the tensor is used
+            self._planned_layout = exc
+
+    @property
+    def _layout_plan(self) -> LayoutPlan:
+        planned = self._planned_layout
+        if isinstance(planned, LayoutError):
+            raise LayoutError(str(planned))
+        return planned
 
     @classmethod
     def _derive(cls, plan: OMEArrow, layout: str | None, dtype: Any, channel_policy: str) -> TensorView:
@@ -124,7 +146,11 @@ class TensorView:
 
     @property
     def layout(self) -> str:
-        """The layout in ome-arrow's spelling (H/W for Y/X), e.g. ``"CHW"``."""
+        """The layout in ome-arrow's spelling (H/W for Y/X), e.g. ``"CHW"``.
+
+        A :class:`LazyTensorView` returns a layout you passed as you spelled it (``"YX"``),
+        as ome-arrow's does.
+        """
         return display_layout(self._layout_plan.layout)
 
     @property
@@ -187,11 +213,15 @@ class TensorView:
         """
         args = ViewArgs(**kwargs)
         plan = self._plan._compose(view_selection(args, self._plan.shape, self._plan.chunks), _describe_args(args))
-        return self._derive(plan, self._layout, self._dtype, self._channel_policy)
+        view = self._derive(plan, self._layout, self._dtype, self._channel_policy)
+        view._layout_text = self._layout_text
+        return view
 
     def with_layout(self, layout: str) -> TensorView:
         """Return the same selection in another layout."""
-        return self._derive(self._plan, parse_layout(layout), self._dtype, self._channel_policy)
+        view = self._derive(self._plan, parse_layout(layout), self._dtype, self._channel_policy)
+        view._layout_text = layout
+        return view
 
     def _with_fixed_layout(self, **kwargs: Any) -> TensorView:
         """A sub-view that keeps this view's resolved layout (used by the iterators)."""
@@ -357,7 +387,7 @@ class TensorView:
     ) -> Iterator[DLPackExport]:
         """Yield 3-D tiles: one per t x consecutive z group x y tile x x tile."""
         if mode != "numpy":
-            raise OmeArrowDaskError("iter_tiles_3d supports mode='numpy' only")
+            raise OmeArrowDaskError("iter_tiles_3d currently supports only mode='numpy'.")
         tile_z, tile_h, tile_w = (int(v) for v in tile_size)
         n_t, _, n_z, height, width = self._plan.shape
         views = [
@@ -386,9 +416,33 @@ def _exporter(device: str, contiguous: bool, mode: str) -> Any:
     return export
 
 
+def _output_dtype(dtype: Any) -> np.dtype:
+    """Validate a view's ``dtype=``: a numeric or bool NumPy dtype.
+
+    >>> _output_dtype("float32")
+    dtype('float32')
+    """
+    try:
+        out = np.dtype(dtype)
+    except TypeError as exc:
+        raise OmeArrowDaskError(f"dtype={dtype!r} is not a NumPy dtype; pass e.g. 'int32' or 'float32'") from exc
+    if out.kind not in "biufc":
+        raise OmeArrowDaskError(f"dtype={dtype!r} is not numeric; pass e.g. 'int32' or 'float32'")
+    return out
+
+
 def _describe_args(args: ViewArgs) -> str:
     given = ", ".join(f"{name}={value!r}" for name, value in vars(args).items() if value is not None)
     return f"tensor_view({given})"
+
+
+def _first_record_row(data: Any) -> int | None:
+    """Row 0 for a multi-row OME-Arrow struct array (ome-arrow's ``TensorView`` reads row 0), else None."""
+    import pyarrow as pa
+
+    if isinstance(data, (pa.Array, pa.ChunkedArray)) and pa.types.is_struct(data.type) and len(data) > 1:
+        return 0
+    return None
 
 
 class LazyTensorView(TensorView):
@@ -396,11 +450,21 @@ class LazyTensorView(TensorView):
 
     _collected: TensorView | None = None
 
+    @property
+    def layout(self) -> str:
+        """The layout as you passed it (ome-arrow's lazy spelling, e.g. ``"YX"``), else the H/W default."""
+        if self._layout_text is not None:
+            self._layout_plan  # noqa: B018 - a layout that drops an axis raises here, as for TensorView
+            return self._layout_text
+        return super().layout
+
     def collect(self) -> TensorView:
         """Read the pixels once and return an in-memory :class:`TensorView` (cached)."""
         with self._lock:
             if self._collected is None:
-                plan = self._plan.collect()
+                # cast while reading, block by block: only the output dtype is held in memory
+                plan = self._plan if self._dtype == self._plan.dtype else self._plan.astype(self._dtype)
+                plan = plan.collect()
                 self._collected = TensorView._derive(plan, self._layout, self._dtype, self._channel_policy)
             return self._collected
 

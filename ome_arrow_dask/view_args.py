@@ -87,14 +87,17 @@ def _roi_nd_ranges(roi_nd: Sequence[int], roi_type: str | None, sizes: dict[str,
 
 
 def _check_conflicts(args: ViewArgs) -> None:
+    # ome-arrow's wording first (code matching its messages keeps working), then ours
     if args.roi_type is not None and args.roi_nd is None:
-        raise SelectionError("roi_type needs roi_nd")
-    if args.roi3d is not None and (args.roi is not None or args.tile is not None or args.z is not None):
-        raise SelectionError("roi3d cannot be combined with roi, tile or z")
+        raise SelectionError("roi_type requires roi_nd.")
     if args.roi_nd is not None and (args.roi is not None or args.roi3d is not None or args.tile is not None):
-        raise SelectionError("roi_nd cannot be combined with roi, roi3d or tile")
+        raise SelectionError("Provide only one of roi_nd, roi3d, roi, or tile.")
+    if args.roi3d is not None and (args.roi is not None or args.tile is not None):
+        raise SelectionError("Provide only one of roi3d, roi, or tile.")
+    if args.roi3d is not None and args.z is not None:
+        raise SelectionError("Provide either z or roi3d, not both: roi3d selects z itself.")
     if args.roi is not None and args.tile is not None:
-        raise SelectionError("roi and tile select the same axes: pass one of them")
+        raise SelectionError("Provide either roi or tile, not both: they select the same axes.")
 
 
 def _spatial(args: ViewArgs, sizes: dict[str, int], chunks: Sequence[Sequence[int]]) -> dict[str, Any]:

@@ -75,7 +75,9 @@ def test_existing_and_unfinished_zarr_name_the_flags(tiff, tmp_path, capsys):
     assert main([*argv[:-1], "1,1,1,16,16", "--resume"]) == 2  # other options than the interrupted job
     assert "use --overwrite to start again" in _err(capsys)
     assert main(["info", str(out)]) == 2
-    assert "re-run the conversion with --resume" in _err(capsys)
+    err = _err(capsys)
+    assert "interrupted or is still running" in err and "resume=True" not in err
+    assert "again with --resume, e.g. ome-arrow-dask convert <input> <this output> --resume" in err
 
 
 @pytest.mark.parametrize(

@@ -147,7 +147,7 @@ def test_llsm_glob_inference_equals_template(tmp_path):
     assert "ch# -> C (2: 0, 1" in text and "stack# -> T" in text and "#x -> X" in text
     assert "#msec -> ignored (timestamp)" in text
     assert "#nm -> ignored (same as field" in text
-    assert "ch#->C" in inferred.info()["source"]
+    assert "ch#->C" in inferred.source.describe()
 
 
 def test_scan_reads_one_header_and_validate_reads_all(tmp_path, monkeypatch):

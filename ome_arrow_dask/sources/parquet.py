@@ -78,4 +78,6 @@ def open(
         return DatasetSource(path, image_id=image_id)
     if image_id is not None:
         raise TypeError("image_id applies to dataset directories; pick a row of a file with row_index")
-    return StructSource(path, column_name=column_name, row_index=0 if row_index is None else row_index)
+    # ome-arrow's default column is "ome_arrow": another column is auto-detected with its UserWarning
+    requested = "ome_arrow" if column_name is None else column_name
+    return StructSource(path, column_name=requested, row_index=0 if row_index is None else row_index)

@@ -29,6 +29,16 @@ Symlinks: a level folder, metadata file or chunk whose real path leaves the stor
 :class:`~ome_arrow_dask.errors.UnsafePathError` naming the link and its target, as
 Parquet datasets and pattern folders refuse theirs; links inside the store are fine.
 ``follow_symlinks=True`` opts in to reading links out of the store.
+
+Remote stores (``s3://``, ``https://``, ... with ``storage_options``; see
+:mod:`ome_arrow_dask.storage`) are read through zarr's ``FsspecStore`` behind
+:class:`_RemoteStore`, which caches metadata documents (absent ones included) and shard
+indexes, so opening an NGFF 0.5 image costs 2 GETs (group and level ``zarr.json``), a
+v2 image with consolidated metadata 4 and without 6 (plus one 404 for ``zarr.json``),
+and a crop one GET per touched chunk (sharded: one ranged GET per touched inner chunk
+plus each touched shard's index once). No LIST, no HEAD. The symlink and directory checks
+are local only; an absent remote chunk is the fill value unless ``missing`` is strict,
+and blosc chunks are checked against their header as they arrive.
 """
 
 from __future__ import annotations
@@ -49,18 +59,20 @@ from ..errors import (
     IncompleteOutputError,
     MissingDataWarning,
     OmeArrowDaskError,
+    RemoteAccessError,
     SelectionError,
     UnsafePathError,
     UnsupportedSourceError,
 )
 from ..limits import check_chunk_grid
 from ..meta import AXES, ImageMeta, PhysicalSize, check_dtype, regular_chunks
+from ..storage import Location, is_remote, location
 from . import _ngff
 from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["ZarrSource", "open", "probe"]
 
-_OPTIONS = frozenset({"level", "dims", "missing", "follow_symlinks"})
+_OPTIONS = frozenset({"level", "dims", "missing", "follow_symlinks", "storage_options"})
 _MARKERS = ("zarr.json", ".zgroup", ".zarray")
 _MISSING_POLICIES = ("fill", "zeros", "error")
 _BLOSC_HEADER = 16
@@ -70,6 +82,11 @@ _BLOSC_HEADER = 16
 def probe(path: str, **options: object) -> bool:
     """True for a local folder holding zarr v2 or v3 metadata (checks marker files)."""
     return os.path.isdir(path) and any(os.path.isfile(os.path.join(path, m)) for m in _MARKERS)
+
+
+def probe_remote(loc: Location, **options: object) -> bool:
+    """True for a URL ending in ``.zarr`` (no request: the open reads the metadata anyway)."""
+    return loc.url.rstrip("/").lower().endswith(".zarr")
 
 
 def open(path: str, **options: Any) -> ZarrSource:
@@ -130,6 +147,23 @@ def _blosc_frames(array: Any) -> tuple[bool, int | None]:
     return True, chunk_bytes if plain else None
 
 
+def _check_blosc_header(where: str, key: str, header: bytes, size: int, expected_nbytes: int | None) -> None:
+    """Refuse a blosc chunk of ``size`` bytes shorter than its header's ``cbytes`` or of another decoded size."""
+    if len(header) < _BLOSC_HEADER:
+        raise CorruptInputError(f"{where}: chunk key {key!r} is truncated: {size} bytes, shorter than a blosc header")
+    nbytes, _blocksize, cbytes = np.frombuffer(header, "<u4", count=3, offset=4).tolist()
+    if size < cbytes:
+        raise CorruptInputError(
+            f"{where}: chunk key {key!r} is truncated: {size:,} bytes stored, its blosc header declares "
+            f"{cbytes:,}; re-copy or re-write the store"
+        )
+    if expected_nbytes is not None and nbytes != expected_nbytes:
+        raise CorruptInputError(
+            f"{where}: chunk key {key!r} has a blosc header declaring {nbytes:,} decoded bytes, "
+            f"the chunk holds {expected_nbytes:,}; the chunk is corrupt"
+        )
+
+
 def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:
     """(inner chunks per shard, index at start, byte order) for a shard index without a checksum.
 
@@ -151,13 +185,15 @@ def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:
     return n_inner, str(getattr(codec.index_location, "value", codec.index_location)) == "start", order
 
 
-def _open_node(root: str, key: str = "") -> Any:
+def _open_node(root: str, key: str = "", store: Any = None, zarr_format: int | None = None) -> Any:
     import zarr
 
     try:
         if key:
-            return zarr.open_array(store=root, path=key, mode="r")
-        return zarr.open(store=root, mode="r")
+            return zarr.open_array(store=store or root, path=key, mode="r", zarr_format=zarr_format)
+        return zarr.open(store=store or root, mode="r", zarr_format=zarr_format)
+    except RemoteAccessError:
+        raise
     except (KeyError, FileNotFoundError) as exc:
         raise CorruptInputError(f"{root}: no zarr array at {key or '/'!r}: {exc}") from exc
     except (RecursionError, MemoryError, ValueError, TypeError, ZeroDivisionError) as exc:
@@ -195,8 +231,10 @@ def _check_complete(root: str, node: Any) -> bool:
         )
     if status.get("status") != "complete":
         raise IncompleteOutputError(
-            f"{root}: this OME-Zarr was not finished by ome-arrow-dask (status {status.get('status')!r}); "
-            "re-run the conversion with --resume (its level arrays can still be opened one by one)"
+            f"{root}: this OME-Zarr was not finished by ome-arrow-dask (status {status.get('status')!r}): "
+            "its conversion was interrupted or is still running. Finish it by running the same conversion again "
+            "with resume=True (CLI --resume, e.g. ome-arrow-dask convert <input> <this output> --resume); "
+            "its level arrays can still be opened one by one"
         )
     return True
 
@@ -204,7 +242,8 @@ def _check_complete(root: str, node: Any) -> bool:
 def _attrs_file(root: str, node: Any) -> str:
     """The file holding a group's attributes, for error messages."""
     v3 = getattr(getattr(node, "metadata", None), "zarr_format", 3) == 3
-    return os.path.join(root, "zarr.json" if v3 else ".zattrs")
+    name = "zarr.json" if v3 else ".zattrs"
+    return f"{root}/{name}" if is_remote(root) else os.path.join(root, name)
 
 
 class ZarrSource(SourceBase):
@@ -229,27 +268,39 @@ class ZarrSource(SourceBase):
     follow_symlinks
         Read level folders and chunks that are symbolic links out of the store
         (default False: :class:`UnsafePathError`).
+    storage_options
+        For a URL (``s3://``, ``https://``, ...): credentials, ``anon``, ``endpoint_url``,
+        ``headers`` (see :mod:`ome_arrow_dask.storage`); ignored for local paths.
     """
 
     def __init__(
         self,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | Location,
         *,
         level: int = 0,
         dims: str | None = None,
         missing: str | None = None,
         follow_symlinks: bool = False,
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self._root = os.path.abspath(os.fspath(path))
-        self._root_real = os.path.realpath(self._root)
+        self._loc: Location | None = None
+        if isinstance(path, Location) or is_remote(path):
+            self._loc = path if isinstance(path, Location) else location(str(path), storage_options)
+            self._root = self._root_real = self._loc.url
+        else:
+            self._root = os.path.abspath(os.fspath(path))
+            self._root_real = os.path.realpath(self._root)
+        self._remote_store: Any = None
         self._level = int(level)
         self._follow_symlinks = bool(follow_symlinks)
         self._checked_dirs: set[str] = set()
         self._attrs_file = self._root
         missing = check_missing(missing)
-        _ngff.check_metadata_sizes(self._root)
+        if self._loc is None:
+            _ngff.check_metadata_sizes(self._root)
         self._check_links("")
-        node = _open_node(self._root)
+        self._zarr_format = self._remote_format()
+        node = _open_node(self._root, store=self._store(), zarr_format=self._zarr_format)
         ours_complete = _check_complete(self._root, node)
         self._missing = missing or ("error" if ours_complete else "fill")
         self._key, array, names, types, level_meta, attrs = self._resolve(node, dims)
@@ -261,10 +312,16 @@ class ZarrSource(SourceBase):
         self._fill_value = array.fill_value
         self._blosc_frames, self._blosc_nbytes = _blosc_frames(array)
         self._shard_index = _unchecked_shard_index(array)
-        meta_file = os.path.join(self._root, self._key, "zarr.json" if array.metadata.zarr_format == 3 else ".zarray")
-        st = os.stat(meta_file)
         options = {"level": self._level, "dims": dims, "missing": self._missing, "links": self._follow_symlinks}
-        self._token = tokenize("zarr", self._root, self._key, st.st_mtime_ns, st.st_size, options)
+        if self._loc is not None:  # no extra request: the metadata document identifies the array
+            self._configure_remote(array)
+            self._token = tokenize("zarr", self._loc, self._key, array.metadata.to_dict(), options)
+        else:
+            meta_file = os.path.join(
+                self._root, self._key, "zarr.json" if array.metadata.zarr_format == 3 else ".zarray"
+            )
+            st = os.stat(meta_file)
+            self._token = tokenize("zarr", self._root, self._key, st.st_mtime_ns, st.st_size, options)
         self._array: Any = array  # dropped when pickled; reopened lazily in workers
 
     # -- opening
@@ -285,9 +342,10 @@ class ZarrSource(SourceBase):
                 f"{self._root}: zarr group without OME-NGFF 'multiscales'; open one of its arrays ({members})"
             )
         level = _ngff.parse_multiscale(attrs, self._level, attrs_file)
-        _ngff.check_metadata_sizes(os.path.join(self._root, level.path))
+        if self._loc is None:
+            _ngff.check_metadata_sizes(os.path.join(self._root, level.path))
         self._check_links(level.path)
-        array = _open_node(self._root, level.path)
+        array = self._open_level(node, level.path)
         if len(level.names) != array.ndim:
             raise CorruptInputError(
                 f"{self._root}: NGFF axes {level.names} do not match the {array.ndim}-D array {level.path!r}"
@@ -296,7 +354,7 @@ class ZarrSource(SourceBase):
 
     def _check_links(self, key: str) -> None:
         """Refuse an array or group folder, or its metadata files, whose real path leaves the store."""
-        if self._follow_symlinks:
+        if self._follow_symlinks or self._loc is not None:
             return
         folder = os.path.join(self._root, key) if key else self._root
         if not os.path.lexists(folder):
@@ -338,7 +396,9 @@ class ZarrSource(SourceBase):
             shape[AXES.index(letter)], chunk_shape[AXES.index(letter)] = int(size), int(chunk)
         physical = _ngff.physical_size(self._targets, level, where) if level is not None else PhysicalSize()
         channels = _ngff.omero_channels(attrs, shape[1], self._attrs_file)
-        name = (level.name if level is not None else None) or os.path.basename(self._root.rstrip(os.sep))
+        name = (level.name if level is not None else None) or (
+            self._loc.name if self._loc is not None else os.path.basename(self._root.rstrip(os.sep))
+        )
         return ImageMeta(
             shape=tuple(shape),  # type: ignore[arg-type]
             dtype=dtype,
@@ -359,20 +419,96 @@ class ZarrSource(SourceBase):
         return (self._root,)
 
     def describe(self) -> str:
-        """Name the store and array."""
+        """Name the store and array (remote: the URL and storage options, secrets hidden)."""
+        if self._loc is not None:
+            return f"zarr array {self._loc.describe()} key {self._key or '/'!r} (level {self._level})"
         return f"zarr array {self._where()} (level {self._level})"
+
+    def explain_reads(self, read_plan: Any) -> list[str]:
+        """For a remote store: the requests the plan makes (none listed for local stores)."""
+        if self._loc is None:
+            return []
+        inner = tuple(self._native_chunks)
+        shard = self._shards
+        touched_native = []
+        for letter in self._targets:
+            axis = AXES.index(letter)
+            touched_native.append(read_plan.touched[axis])
+        n_chunks = math.prod(len(t) for t in touched_native)
+        if shard == inner:
+            return [f"requests: {n_chunks} GET (one per touched chunk; absent chunks answer 404), no LIST, no HEAD"]
+        per = [s // c for s, c in zip(shard, inner, strict=True)]
+        n_shards = math.prod(len({k // p for k in t}) for t, p in zip(touched_native, per, strict=True))
+        return [
+            f"requests: at most {n_chunks} ranged GET (one per touched inner chunk) + {n_shards} shard-index "
+            f"GET (once per touched shard, then cached); a shard read whole is 1 GET; no LIST, no HEAD"
+        ]
 
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_array"] = None
         state["_checked_dirs"] = set()
+        state["_remote_store"] = None
         return state
+
+    # -- remote
+    def _store(self) -> Any:
+        """The remote store wrapper (built once per process; None for local stores)."""
+        if self._loc is None:
+            return None
+        if self.__dict__.get("_remote_store") is None:
+            from ._zarr_remote import RemoteStore
+
+            self._remote_store = RemoteStore(self._loc.zarr_store(), self._loc.url)
+            if getattr(self, "_remote_config", None) is not None:
+                self._remote_store.configure(*self._remote_config)
+        return self._remote_store
+
+    def _configure_remote(self, array: Any) -> None:
+        """Tell the remote store the shard index size and the blosc check for this array."""
+        index_bytes = None
+        if array.metadata.zarr_format == 3 and array.shards:
+            from zarr.codecs import Crc32cCodec, ShardingCodec
+
+            codec = array.metadata.codecs[0]
+            if isinstance(codec, ShardingCodec):
+                n_inner = math.prod(int(s) // int(c) for s, c in zip(array.shards, codec.chunk_shape, strict=True))
+                crc = any(isinstance(c, Crc32cCodec) for c in codec.index_codecs)
+                index_bytes = 16 * n_inner + (4 if crc else 0)
+        self._remote_config = (index_bytes, self._blosc_frames, self._blosc_nbytes, self._where())
+        store = self._store()
+        assert store is not None
+        store.configure(*self._remote_config)
+
+    def _remote_format(self) -> int | None:
+        """For a remote store, 3 when the root has ``zarr.json`` (one GET, cached), else 2; None locally.
+
+        Pinning the format stops zarr probing the other format's documents.
+        """
+        store = self._store()
+        if store is None:
+            return None
+        from zarr.core.sync import sync
+
+        return 3 if sync(store.exists("zarr.json")) else 2
+
+    def _open_level(self, node: Any, key: str) -> Any:
+        """The level array: from consolidated metadata when the store has it (no request)."""
+        consolidated = getattr(getattr(node, "metadata", None), "consolidated_metadata", None)
+        if self._loc is not None and consolidated is not None and key in consolidated.metadata:
+            try:
+                return node[key]
+            except Exception as exc:
+                raise CorruptInputError(f"{self._root}: no zarr array at {key!r} in consolidated metadata") from exc
+        return _open_node(self._root, key, store=self._store(), zarr_format=self._zarr_format)
 
     # -- reading
     def _zarr_array(self) -> Any:
         if self._array is None:
-            self._array = _open_node(self._root, self._key) if self._key else _open_node(self._root)
+            store = self._store()
+            fmt = self.__dict__.get("_zarr_format")
+            self._array = _open_node(self._root, self._key, store, fmt)
         return self._array
 
     def _check_present(self, array: Any, key: str) -> None:
@@ -453,24 +589,9 @@ class ZarrSource(SourceBase):
         Blosc trusts its header: a truncated chunk (notably one stored uncompressed, as
         blosc does for incompressible data) decodes bytes past the end of the buffer.
         """
-        where = self._where()
         with builtins.open(path, "rb") as fh:
             header = fh.read(_BLOSC_HEADER)
-        if len(header) < _BLOSC_HEADER:
-            raise CorruptInputError(
-                f"{where}: chunk key {key!r} is truncated: {size} bytes, shorter than a blosc header"
-            )
-        nbytes, _blocksize, cbytes = np.frombuffer(header, "<u4", count=3, offset=4).tolist()
-        if size < cbytes:
-            raise CorruptInputError(
-                f"{where}: chunk key {key!r} is truncated: {size:,} bytes stored, its blosc header declares "
-                f"{cbytes:,}; re-copy or re-write the store"
-            )
-        if self._blosc_nbytes is not None and nbytes != self._blosc_nbytes:
-            raise CorruptInputError(
-                f"{where}: chunk key {key!r} has a blosc header declaring {nbytes:,} decoded bytes, "
-                f"the chunk holds {self._blosc_nbytes:,}; the chunk is corrupt"
-            )
+        _check_blosc_header(self._where(), key, header, size, self._blosc_nbytes)
 
     def _absent(self, key: str) -> None:
         """Apply the ``missing`` policy to an absent chunk key."""
@@ -503,15 +624,23 @@ class ZarrSource(SourceBase):
         native = tuple(slices[AXES.index(letter)] for letter in self._targets)
         array = self._zarr_array()
         keys = self._keys_in(array, native)
-        for key in keys:
-            self._check_present(array, key)
+        if self._loc is None:
+            for key in keys:
+                self._check_present(array, key)
         try:
             block = np.asarray(array[native])
+        except (RemoteAccessError, CorruptInputError):
+            raise
         except Exception as exc:
             named = keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]}"
             raise CorruptInputError(
                 f"{self._where()}: chunk key {named!r} cannot be decoded: {type(exc).__name__}: {exc}"
             ) from exc
+        if self._loc is not None:
+            store = self._store()
+            assert store is not None
+            for key in store.absent_among(keys):
+                self._absent(key)
         order = sorted(range(len(self._targets)), key=lambda i: AXES.index(self._targets[i]))
         shape = tuple(s.stop - s.start for s in slices)
         return np.ascontiguousarray(block.transpose(order).reshape(shape), dtype=self._meta.dtype)
@@ -525,3 +654,4 @@ class ZarrSource(SourceBase):
             key = array.metadata.encode_chunk_key(coords)
             keys.append(f"{prefix}/{key}" if prefix else key)
         return keys
+
