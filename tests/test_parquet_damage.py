@@ -283,7 +283,7 @@ def test_dataset_declared_type_narrower_than_the_chunks(tmp_path):
     out = _dataset(tmp_path, arr=BIG)
     _rewrite_table(out / "images.parquet", dtype=["uint8"])
     img = OMEArrow.scan(out)
-    message = r"chunks\.parquet chunk_id 0 .*uint16 but images\.parquet declares uint8.*300"
+    message = r"chunks\.parquet chunk_id 0 .*own dtype is uint16 but images\.parquet declares uint8"
     with pytest.raises(CorruptInputError, match=message):
         img.to_numpy()
 
@@ -304,10 +304,8 @@ def test_lossless_type_conversions_still_read(tmp_path):
     img = OMEArrow.scan(tmp_path / "list.parquet")
     assert img.dtype == np.float32
     np.testing.assert_array_equal(img.to_numpy(), floats)
-    # a dataset declaring uint8 over uint16 chunks whose values fit
-    out = _dataset(tmp_path, arr=small.astype(np.uint16))
-    _rewrite_table(out / "images.parquet", dtype=["uint8"])
-    np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), small)
+    # a dataset declaring uint8 over uint16 chunks is refused even where the values fit: its chunks carry
+    # their own dtype (test_dataset_chunk_dtype_disagreeing_is_refused_even_when_values_fit)
 
 
 # ---------------------------------------------------------------------- an interrupted OME-Zarr is not Parquet
@@ -362,9 +360,137 @@ def test_missing_requested_column_warns_and_auto_detects(tmp_path):
     with pytest.warns(UserWarning, match=expected):
         img = OMEArrow.scan(path, column_name="nope")
     np.testing.assert_array_equal(img.to_numpy(), ARR)
+    with pytest.warns(UserWarning, match=r"Requested column 'ome_arrow' was not usable or not found"):
+        OMEArrow.scan(path)  # nothing requested: ome-arrow's default column 'ome_arrow' is, as ome-arrow warns
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        OMEArrow.scan(path)  # nothing requested: no warning
+        OMEArrow.scan(path, column_name="img")  # the column that exists: no warning
     pq.write_table(pa.table({"a": [1]}), tmp_path / "plain.parquet")
     with pytest.raises(OmeArrowDaskError, match=r"plain\.parquet: no column 'nope'.*auto-detection failed"):
         OMEArrow.scan(tmp_path / "plain.parquet", column_name="nope")
+
+
+# ---------------------------------------------------------------------- chunks with their own dtype (issue 21)
+def _set_chunk_dtype(path, index: int, value: str):
+    """Edit the ``dtype`` field of byte chunk ``index`` only (the pixel bytes stay as they are)."""
+    table = pq.read_table(path)
+    column = table.column_names[0]
+    record = table.column(column).to_pylist()[0]
+    record["chunks"][index]["dtype"] = value
+    pq.write_table(pa.table({column: pa.array([record], type=table.schema.field(column).type)}), path)
+    return path
+
+
+def _ome_arrow_bytes(path, arr, **options):
+    record = _quiet(ome_ingest.from_numpy, arr, chunk_shape=(2, 8, 8), chunk_encoding="bytes", **options)
+    ome_export.to_ome_parquet(record, str(path), column_name="image")
+    return path
+
+
+SMALL = (np.arange(2 * 3 * 8 * 8) % 200).reshape(1, 2, 3, 8, 8)
+
+
+@pytest.mark.parametrize(
+    ("make", "declared", "stored"),
+    [
+        (lambda p: _ours(p, SMALL.astype(np.uint8)), "uint16", "uint8"),  # widening: was read silently
+        (lambda p: _ours(p, SMALL.astype(np.float32)), "float64", "float32"),
+        (lambda p: _ours(p, SMALL.astype(np.int16), chunk_compression="zstd"), "int32", "int16"),
+        (lambda p: _ome_arrow_bytes(p, SMALL.astype(np.int32), clamp_to_uint16=False), "float64", "int32"),
+        (lambda p: _ome_arrow_bytes(p, SMALL.astype(np.uint8), clamp_to_uint16=False), "int8", "uint8"),
+    ],
+)
+def test_struct_declared_type_disagreeing_with_the_chunk_dtype_is_refused(tmp_path, make, declared, stored):
+    """Byte chunks say what they hold: a pixels_meta.type edited to another type is refused at scan,
+    even where every value would fit the declared type (it was read, cast, without a word)."""
+    path = _rewrite_record(make(tmp_path / "x.parquet"), ["pixels_meta", "type"], declared, None)
+    message = rf"x\.parquet .*chunk 0 at \(t,c,z,y,x\)=\(0, 0, 0, 0, 0\): the stored pixels are {stored} but "
+    with pytest.raises(CorruptInputError, match=message + rf"pixels_meta\.type declares {declared}"):
+        OMEArrow.scan(path)
+
+
+@pytest.mark.parametrize("value", ["int16", "uint8", "float32"])
+def test_struct_one_chunk_dtype_edited_is_refused(tmp_path, value):
+    """One chunk of uint16 pixels re-labelled int16 (same size: it decoded, and values < 32768 fit back)."""
+    path = _set_chunk_dtype(_ours(tmp_path / "x.parquet", chunk_shape=(2, 8, 8)), 1, value)
+    with pytest.raises(CorruptInputError, match=rf"chunk 1 at .*stored pixels are {value} but pixels_meta\.type "):
+        OMEArrow.scan(path)
+
+
+@pytest.mark.parametrize(
+    ("dtype", "values"),
+    [
+        ("uint8", SMALL),
+        ("int8", SMALL - 100),  # negatives clamped to 0 by ome-arrow's clamp_to_uint16
+        ("float32", SMALL / 4),  # fractions cut by the uint16 cast
+        ("uint32", SMALL * 300),  # values past 65535 clamped
+        ("float64", SMALL + 0.5),
+    ],
+)
+@pytest.mark.parametrize("compression", [None, "zstd"])
+def test_ome_arrow_dtype_meta_layout_still_reads(tmp_path, dtype, values, compression):
+    """ome-arrow 0.1.0's own layout: clamp_to_uint16=True stores uint16 byte chunks, dtype_meta= declares
+    the original type; all chunks uint16 under another declaration is honoured (value-checked cast)."""
+    arr = values.astype(dtype)
+    path = _ome_arrow_bytes(tmp_path / "m.parquet", arr, dtype_meta=dtype, chunk_compression=compression)
+    chunks = pq.read_table(path).column("image").to_pylist()[0]["chunks"]
+    assert {c["dtype"] for c in chunks} == {"uint16"}  # the layout is what this test says it is
+    img = OMEArrow.scan(path)
+    assert img.dtype == np.dtype(dtype)
+    expected = np.clip(arr, 0, 65535).astype(np.uint16).astype(dtype)  # what ome-arrow stored
+    np.testing.assert_array_equal(img.to_numpy(), expected)
+    np.testing.assert_array_equal(img.to_dask()[:, :, 1:, 2:5].compute(), expected[:, :, 1:, 2:5])
+
+
+def test_ome_arrow_dtype_meta_layout_with_a_value_that_does_not_fit_is_refused(tmp_path):
+    """The exception honours the declaration, never wraps: uint16 300 under dtype_meta='uint8' is refused."""
+    arr = np.full((1, 1, 2, 8, 8), 300, dtype=np.uint16)
+    path = _ome_arrow_bytes(tmp_path / "m.parquet", arr, dtype_meta="uint8")
+    with pytest.raises(CorruptInputError, match=r"m\.parquet.*are uint16 but pixels_meta\.type declares uint8.*300"):
+        OMEArrow.scan(path).to_numpy()
+
+
+@pytest.mark.parametrize("writer", ["ours", "ome-arrow"])
+@pytest.mark.parametrize("declared", ["uint8", "uint32", "int16", "float64"])
+def test_dataset_chunk_dtype_disagreeing_is_refused_even_when_values_fit(tmp_path, writer, declared):
+    """Dataset chunks carry their own dtype column: images.parquet declaring another type is refused on
+    read (uint16 values < 200 declared uint8 / uint32 were cast silently), naming file, chunk, image, types."""
+    out = _dataset(tmp_path, writer, arr=SMALL.astype(np.uint16))
+    _rewrite_table(out / "images.parquet", dtype=[declared])
+    img = OMEArrow.scan(out)
+    message = (
+        rf"d\.ome\.parquet/chunks\.parquet chunk_id \d+ .*the chunk's own dtype is uint16 but images\.parquet "
+        rf"declares {declared} for image 'image-00000'"
+    )
+    with pytest.raises(CorruptInputError, match=message):
+        img.to_numpy()
+
+
+def test_dataset_chunks_dtype_column_edited_is_refused(tmp_path):
+    """The other side: chunks.parquet's dtype column edited (int16 over uint16 bytes decoded before)."""
+    out = _dataset(tmp_path, arr=SMALL.astype(np.uint16))
+    table = pq.read_table(out / "chunks.parquet")
+    _rewrite_table(out / "chunks.parquet", dtype=["int16"] * table.num_rows)
+    with pytest.raises(CorruptInputError, match=r"own dtype is int16 but images\.parquet declares uint16"):
+        OMEArrow.scan(out).to_numpy()
+
+
+def test_fuzz_classifier_accepts_a_recast_only_without_an_own_dtype_and_with_equal_values():
+    """tests/fuzzing/classify.py: a parquet_dtype_disagree read passes only for list<uint16> / planes payloads
+    or ome-arrow's all-uint16 byte chunks, in the new type, with the unmutated values; never for datasets."""
+    from fuzzing.classify import FAILURES, classify
+
+    read = {"status": "ok", "shape": [1, 1, 1, 8, 8], "dtype": "float32", "values": "abc", "warnings": []}
+    names = {"x.parquet"}
+
+    def outcome(params, result=read, baseline="abc"):
+        return classify(result, kind="parquet_dtype_disagree", baseline_shape=[1, 1, 1, 8, 8], names=names,
+                        params={"old": "uint16", "new": "float32", **params}, baseline_values=baseline)[0]
+
+    assert outcome({"payload": "list"}) == outcome({"payload": "planes"}) == "ok_recast"
+    assert outcome({"payload": "bytes", "stored_dtypes": ["uint16"]}) == "ok_recast"
+    for refused in ({"payload": "bytes", "stored_dtypes": ["float32"]}, {"payload": "dataset"}, {}):
+        assert outcome(refused) == "ok_undetected" and "ok_undetected" in FAILURES
+    assert outcome({"payload": "list"}, baseline="other") == "ok_undetected"  # values changed
+    assert outcome({"payload": "list"}, baseline=None) == "ok_undetected"  # no control to compare with
+    assert outcome({"payload": "list"}, result={**read, "dtype": "uint16"}) == "ok_undetected"

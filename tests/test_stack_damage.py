@@ -329,3 +329,37 @@ def test_validate_inputs_names_a_file_changed_since_the_scan(tmp_path):
     tifffile.imwrite(tmp_path / "d" / "img_z2.tif", np.vstack([planes[2], planes[2]]), photometric="minisblack")
     with pytest.raises(InputChangedError, match=r"img_z2\.tif changed after the pattern was scanned"):
         img.source.validate_inputs()
+
+
+# --------------------------------------------------------------------------- a folder named like a file
+@pytest.mark.parametrize("position", [0, 4, 2])
+@pytest.mark.parametrize("pattern", ["img_z{z}.tif", "img_z*.tif", "img_z<0-4>.tif"])
+def test_folder_named_like_a_plane_is_refused_naming_it(tmp_path, position, pattern):
+    """A folder called like the first or last file was skipped: the open template read Z=4 instead of 5."""
+    folder = tmp_path / "planes"
+    write_planes(folder, 5)
+    (folder / f"img_z{position}.tif").unlink()
+    (folder / f"img_z{position}.tif").mkdir()
+    (folder / f"img_z{position}.tif" / "inner.tif").write_bytes(b"II*\x00")
+    message = rf"1 entry in .*planes match the pattern .*img_z{position}\.tif is a folder"
+    with pytest.raises(InconsistentInputError, match=message):
+        OMEArrow.scan(str(folder), pattern=pattern)
+
+
+def test_broken_symlink_named_like_a_plane_is_refused(tmp_path):
+    folder = tmp_path / "planes"
+    write_planes(folder, 5)
+    (folder / "img_z4.tif").unlink()
+    os.symlink(tmp_path / "gone.tif", folder / "img_z4.tif")
+    with pytest.raises(InconsistentInputError, match=r"img_z4\.tif is a symlink to .*gone\.tif.*missing"):
+        OMEArrow.scan(str(folder), pattern="img_z{z}.tif")
+
+
+def test_folders_that_do_not_match_the_pattern_are_ignored(tmp_path):
+    folder = tmp_path / "planes"
+    planes = write_planes(folder, 3)
+    (folder / "img_z3.tif.bak").mkdir()
+    (folder / "thumbs").mkdir()
+    img = OMEArrow.scan(str(folder), pattern="img_z{z}.tif")
+    assert img.shape == (1, 1, 3, 6, 8)
+    np.testing.assert_array_equal(img.to_numpy()[0, 0], np.stack(planes))

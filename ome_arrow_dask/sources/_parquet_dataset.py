@@ -6,7 +6,8 @@ manifest, ``images.parquet`` and ``index.parquet`` (or, without an index, the
 non-pixel columns of ``chunks.parquet``) and checks the manifest's counts. Each chunk
 read opens ``chunks.parquet`` (footer parsed once per process) and reads one row
 group's ``chunk_id``, ``dtype`` and ``pixel_bytes`` columns, with page checksums
-verified.
+verified. A chunk whose own ``dtype`` differs from the image's ``images.parquet`` dtype
+raises :class:`~ome_arrow_dask.errors.CorruptInputError` (both writers store them equal).
 """
 
 from __future__ import annotations
@@ -41,7 +42,6 @@ from ._parquet_common import (
     Fingerprint,
     as_python,
     build_grid_index,
-    cast_pixels,
     corrupt,
     decode_bytes,
     fingerprint,
@@ -361,13 +361,20 @@ class DatasetSource(SourceBase):
         if row >= table.num_rows or as_python(table.column("chunk_id")[row], where, "chunk_id") != chunk_id:
             raise CorruptInputError(f"{where}: row {row} of the row group is not chunk {chunk_id}")
         dtype = stored_dtype(as_python(table.column("dtype")[row], where, "dtype"), where)
+        if dtype_from_string(dtype.str, where) != self._meta.dtype:  # byte order alone is no disagreement
+            raise CorruptInputError(
+                f"{where}: the chunk's own dtype is {dtype.name} but images.parquet declares {self._meta.dtype.name} "
+                f"for image {self.image_id!r}; every chunk of a dataset is stored in its image's type (ome-arrow's "
+                "and our writers both write them equal), so the dataset contradicts itself: it is damaged or "
+                "images.parquet was edited; rewrite it from its source"
+            )
         payload = table.column("pixel_bytes")[row]
         if not (pa.types.is_binary(payload.type) or pa.types.is_large_binary(payload.type)):
             raise CorruptInputError(f"{where}: pixel_bytes has type {payload.type}, expected binary")
         if not payload.is_valid:
             raise CorruptInputError(f"{where}: pixel_bytes is null")
         block = decode_bytes(payload.as_buffer(), dtype, shape, None, where)
-        return cast_pixels(block, self._meta.dtype, where, "images.parquet")
+        return block if block.dtype == self._meta.dtype else block.astype(self._meta.dtype)  # native byte order
 
 
 

@@ -8,7 +8,9 @@ row group once, caches it (:data:`MAX_CACHED_PAYLOADS`), and every chunk is a
 zero-copy slice of it decoded with ``np.frombuffer``.
 
 Payloads: byte chunks (``OME_ARROW_BYTE_STRUCT``; per-chunk dtype, raw / zstd /
-lz4-frame), list chunks (``list<uint16>`` values cast to ``pixels_meta.type``), or,
+lz4-frame; a chunk dtype other than ``pixels_meta.type`` is refused, except ome-arrow's
+all-``uint16`` ``dtype_meta=`` layout), list chunks (``list<uint16>`` values cast to
+``pixels_meta.type``, value-checked), or,
 when a record has no chunks, planes (planes-only and pre-0.1 legacy records; one plane
 per chunk). Chunks win over planes.
 """
@@ -251,8 +253,51 @@ class RecordLayout:
         return "pixel_bytes" if self.kind == "bytes" else "pixels"
 
 
-def _pixel_dtype(record: dict[str, Any], array: pa.StructArray, kind: str, where: str) -> tuple[np.dtype, tuple, tuple]:
-    """``pixels_meta.type`` (honoured for list payloads) plus per-chunk dtypes / codecs of byte payloads."""
+DTYPE_META_STORED = np.dtype("uint16")
+"""The one stored chunk dtype that may differ from ``pixels_meta.type`` (see :func:`check_chunk_dtypes`)."""
+
+
+def check_chunk_dtypes(
+    declared: np.dtype,
+    chunk_dtypes: tuple[np.dtype, ...],
+    origins: np.ndarray,
+    where: str,
+    declared_by: str = "pixels_meta.type declares",
+) -> None:
+    """Refuse byte chunks whose own ``dtype`` field disagrees with the declared pixel type.
+
+    A byte chunk says what its bytes are, so a chunk in another type than ``pixels_meta.type``
+    means the file contradicts itself (damage, or an edited declaration) and raises
+    :class:`CorruptInputError` naming the file, the chunk and both types, before any pixel is
+    read. The one exception is a layout ome-arrow 0.1.0 writes itself: ``from_numpy(...,
+    clamp_to_uint16=True, dtype_meta=X, chunk_encoding="bytes")`` stores every chunk as
+    ``uint16`` under ``pixels_meta.type = X``. When ALL chunks are ``uint16`` the declaration
+    is honoured with the value-checked cast of
+    :func:`~ome_arrow_dask.sources._parquet_common.cast_pixels` (a stored value the declared
+    type cannot hold still raises). Byte order is not a disagreement (``>u2`` is ``uint16``).
+    ``declared_by`` says where ``declared`` comes from, for the message.
+    """
+    native = [check_dtype(d) for d in chunk_dtypes]
+    if all(d == declared for d in native) or (native and all(d == DTYPE_META_STORED for d in native)):
+        return
+    i = next(i for i, d in enumerate(native) if d != declared)
+    at = tuple(int(v) for v in origins[i]) if i < len(origins) else ()
+    raise CorruptInputError(
+        f"{where} chunk {i} at (t,c,z,y,x)={at}: the stored pixels are {native[i].name} but {declared_by} "
+        f"{declared.name}; a byte chunk carries its own dtype, which must agree with the declared type (only "
+        "ome-arrow's all-uint16 chunks written with dtype_meta= may differ), so the file contradicts itself: it is "
+        "damaged or its pixel type was edited; rewrite it from its source"
+    )
+
+
+def _pixel_dtype(
+    record: dict[str, Any], array: pa.StructArray, kind: str, where: str, origins: np.ndarray
+) -> tuple[np.dtype, tuple, tuple]:
+    """``pixels_meta.type`` plus per-chunk dtypes / codecs of byte payloads (checked by :func:`check_chunk_dtypes`).
+
+    List and plane payloads (``list<uint16>``) have no dtype of their own: the declared type
+    is the only type information and each chunk is value-checked when it is cast to it.
+    """
     declared = (record.get("pixels_meta") or {}).get("type")
     chunk_dtypes: tuple[np.dtype, ...] = ()
     chunk_codecs: tuple[str | None, ...] = ()
@@ -266,8 +311,12 @@ def _pixel_dtype(record: dict[str, Any], array: pa.StructArray, kind: str, where
             compression_from_string(c, f"{where} chunk {i}") for i, c in enumerate(extra["compression"])
         )
         if declared is None and chunk_dtypes:
-            return check_dtype(chunk_dtypes[0]), chunk_dtypes, chunk_codecs
+            dtype = check_dtype(chunk_dtypes[0])
+            check_chunk_dtypes(dtype, chunk_dtypes, origins, where, "(without a pixels_meta.type) chunk 0 is")
+            return dtype, chunk_dtypes, chunk_codecs
     dtype = dtype_from_string("uint16" if declared is None else declared, f"{where} pixels_meta.type")
+    if chunk_dtypes:
+        check_chunk_dtypes(dtype, chunk_dtypes, origins, where)
     return dtype, chunk_dtypes, chunk_codecs
 
 
@@ -303,7 +352,7 @@ def record_layout(
         what = "plane"
     value_field = "pixel_bytes" if kind == "bytes" else "pixels"
     _check_payload_type(record_type or array.type, "planes" if kind == "planes" else "chunks", value_field, where)
-    dtype, chunk_dtypes, chunk_codecs = _pixel_dtype(record, array, kind, where)
+    dtype, chunk_dtypes, chunk_codecs = _pixel_dtype(record, array, kind, where, origins)
     check_chunk_grid(where, shape, chunk_shape, dtype)
     grid, entry_of = build_grid_index(where, shape, chunk_shape, origins, sizes, what)
     meta = meta_from_record(record, chunks=grid, dtype=dtype, where=where)
@@ -462,7 +511,7 @@ class StructSource(SourceBase):
 
     def input_paths(self) -> tuple[str, ...]:
         """The Parquet file."""
-        return (os.path.abspath(self.path),)
+        return (self.path if hasattr(self.path, "loc") else os.path.abspath(self.path),)
 
     def describe(self) -> str:
         """Format, file, column, row and payload kind."""

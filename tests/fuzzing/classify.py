@@ -9,6 +9,9 @@ Outcomes (the columns of the summary table):
 ``ok_changed_allowed``
     The read returned another shape, silently, after a metadata edit that legitimately changes
     the shape (:data:`SHAPE_CHANGE_ALLOWED`).
+``ok_recast``
+    The read succeeded with the edited declared pixel type and values EQUAL to the unmutated read's,
+    where the stored payload has no dtype of its own (see :func:`recast_reason`).
 ``ok_changed_shape``
     **Failure**: a SILENT SHAPE CHANGE (another shape, no warning, no error).
 ``ok_undetected``
@@ -39,6 +42,7 @@ OUTCOMES = (
     "ok_same",
     "ok_warned",
     "ok_changed_allowed",
+    "ok_recast",
     "clear_error",
     "ok_changed_shape",
     "ok_undetected",
@@ -73,6 +77,44 @@ MUST_REFUSE = frozenset(
 )
 """Mutation kinds whose result is never valid data: reading them without an error or a warning is
 silent wrong data (issue 21). A missing zarr chunk is an error by default (``missing="error"``)."""
+
+RECAST_KINDS = frozenset({"parquet_dtype_disagree"})
+"""Kinds where a lossless read in the declared type is legitimate for some payloads (:func:`recast_reason`)."""
+
+DTYPE_META_STORED = "uint16"
+"""The chunk dtype of ome-arrow 0.1.0's ``clamp_to_uint16=True, dtype_meta=X`` byte layout."""
+
+
+def recast_reason(result: dict[str, Any], params: dict[str, Any], baseline_values: str | None) -> str | None:
+    """Why a read in an edited declared type is not silent wrong data, or None when it is.
+
+    ``parquet_dtype_disagree`` edits only the declaration. Two payloads carry no dtype of their
+    own, so the declaration is the only type information and the reader honours it with a
+    value-checked cast (a value the declared type cannot hold is refused):
+
+    * ``list<uint16>`` chunks and planes (ome-arrow's list layout, our list / planes payloads);
+    * byte chunks that are ALL ``uint16``: exactly what ome-arrow 0.1.0 writes itself with
+      ``from_numpy(..., clamp_to_uint16=True, dtype_meta=X, chunk_encoding="bytes")``, which the
+      reader must keep reading (tests/test_parquet_damage.py::test_ome_arrow_dtype_meta_layout_still_reads).
+
+    Such a read is accepted only when its values EQUAL the unmutated read's (``values`` digests,
+    computed as float64) and its dtype is the new declared one: no value changed, only the type
+    a user asked the file to have. Byte chunks in any other dtype, and dataset chunks (their
+    ``dtype`` column), carry their own type: any disagreement must be refused, never accepted here.
+    """
+    payload = params.get("payload")
+    if payload in ("list", "planes"):
+        why = f"{payload} payload (list<uint16>) has no dtype of its own"
+    elif payload == "bytes" and params.get("stored_dtypes") == [DTYPE_META_STORED]:
+        why = "all-uint16 byte chunks are ome-arrow's dtype_meta= layout"
+    else:
+        return None
+    if baseline_values is None or result.get("values") != baseline_values:
+        return None
+    if params.get("new") is None or result.get("dtype") != params["new"]:
+        return None
+    return f"declared {params.get('old')} -> {params['new']}: {why}; values equal the stored ones"
+
 
 OUR_BASE = "ome_arrow_dask.errors.OmeArrowDaskError"
 CLEAR_BUILTINS = ("builtins.FileNotFoundError", "builtins.PermissionError")
@@ -110,6 +152,7 @@ def classify(
     baseline_shape: Iterable[int] | None,
     names: Iterable[str],
     params: dict[str, Any] | None = None,
+    baseline_values: str | None = None,
 ) -> tuple[str, str]:
     """Return ``(outcome, reason)`` for one worker ``result``.
 
@@ -128,6 +171,8 @@ def classify(
         What the mutator did; ``{"must_refuse": True}`` adds the :data:`MUST_REFUSE` expectation to
         one case, ``{"in_read_level": False}`` (damage to a pyramid level the read
         does not touch) and ``not_applicable`` lift the :data:`MUST_REFUSE` expectation.
+    baseline_values
+        The unmutated read's value digest (``values``), for :func:`recast_reason`.
     """
     status = result.get("status")
     if status in ("crash", "hang"):
@@ -146,6 +191,10 @@ def classify(
         why = f"shape {tuple(result.get('shape', []))} instead of {tuple(baseline_shape)}"
         return ("ok_changed_allowed" if kind in SHAPE_CHANGE_ALLOWED else "ok_changed_shape"), why
     params = params or {}
+    if kind in RECAST_KINDS:
+        why = recast_reason(result, params, baseline_values)
+        if why is not None:
+            return "ok_recast", why
     must_refuse = kind in MUST_REFUSE or bool(params.get("must_refuse"))
     if must_refuse and params.get("in_read_level", True) and "not_applicable" not in params:
         return "ok_undetected", f"{kind} read without an error or a warning"

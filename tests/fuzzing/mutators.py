@@ -748,11 +748,26 @@ def m_parquet_dtype_disagree(root: Path, seed: SeedInput, rng: np.random.Generat
             chosen["old"] = value
             return chosen["new"]
 
+        if root.is_file():
+            chosen.update(_payload_params(state["rows"][0][leaf[0]] if state["rows"] else None))
+        else:
+            chosen["payload"] = "dataset"  # chunks.parquet has a dtype column: the chunks carry their own type
         state["rows"] = [_revalue(r, leaf, fn, [0], True) for r in state["rows"]]
         return {}
 
     _rewrite(path, rng, edit)
     return {"file": _rel(path, root), "field": ".".join(leaf), **chosen}
+
+
+def _payload_params(record: dict[str, Any] | None) -> Params:
+    """What the record's pixels are stored as: ``payload`` (bytes / list / planes) and, for byte
+    chunks, ``stored_dtypes`` (their own dtype fields); the classifier's :func:`recast_reason` reads them."""
+    chunks = (record or {}).get("chunks") or []
+    if not chunks:
+        return {"payload": "planes"}
+    if "pixel_bytes" in chunks[0]:
+        return {"payload": "bytes", "stored_dtypes": sorted({str(c.get("dtype")) for c in chunks})}
+    return {"payload": "list"}
 
 
 def m_dataset_manifest_edit(root: Path, seed: SeedInput, rng: np.random.Generator) -> Params:

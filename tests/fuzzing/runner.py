@@ -330,12 +330,14 @@ def run(config: RunConfig) -> dict[str, Any]:
     if config.kinds:
         pairs = [p for p in pairs if p[1] in config.kinds]
     baselines: dict[str, list[int] | None] = {}
+    baseline_values: dict[str, str | None] = {}
     records: list[dict[str, Any]] = []
     failures: list[dict[str, Any]] = []
 
     def finish(case: Case, forced: str | None = None) -> None:
         if case.kind == "identity":
             baselines[case.seed_input.name] = case.result.get("shape") if case.result.get("status") == "ok" else None
+            baseline_values[case.seed_input.name] = case.result.get("values")
         names = names_for(case.root) | {case.seed_input.name.split("/")[-1]}
         case.outcome, case.reason = classify(
             case.result,
@@ -343,6 +345,7 @@ def run(config: RunConfig) -> dict[str, Any]:
             baseline_shape=baselines.get(case.seed_input.name),
             names=names,
             params=case.params,
+            baseline_values=baseline_values.get(case.seed_input.name),
         )
         if forced == "memory":
             case.outcome = "memory"

@@ -283,6 +283,14 @@ def parquet_seeds(out: Path) -> list[SeedInput]:
         img.export(how="parquet", out=folder / name, layout="struct", **opts)
         rel = f"parquet/{name}"
         seeds.append(SeedInput(rel, "parquet-struct/ours", rel, rel, PARQUET_KINDS))
+    # float32 byte chunks: no ome-arrow layout stores them under another declared type, so every
+    # parquet_dtype_disagree edit of this file must be refused (the uint16 seeds may read, value-checked)
+    floats = OMEArrow(MetaOverride(OMEArrow(_pixels((1, 2, 3, 20, 24), "float32", 41), dim_order="TCZYX").source,
+                                   meta.replace(dtype=np.dtype("float32"))))
+    floats.export(how="parquet", out=folder / "ours-bytes-f32.parquet", layout="struct", payload="bytes",
+                  chunk_shape=(2, 8, 8))
+    seeds.append(SeedInput("parquet/ours-bytes-f32.parquet", "parquet-struct/ours", "parquet/ours-bytes-f32.parquet",
+                           "parquet/ours-bytes-f32.parquet", PARQUET_KINDS))
     img.export(how="parquet", out=folder / "ours-dataset", chunk_shape=(1, 1, 2, 16, 16))
     seeds.append(
         SeedInput("parquet/ours-dataset", "parquet-dataset/ours", "parquet/ours-dataset", "parquet/ours-dataset",
@@ -313,7 +321,9 @@ def _ome_arrow_parquet(folder: Path, arr: np.ndarray) -> list[SeedInput]:
         for name, rec in files.items():
             to_ome_parquet(rec, str(folder / name))
             rel = f"parquet/{name}"
-            seeds.append(SeedInput(rel, "parquet-struct/ome-arrow", rel, rel, PARQUET_KINDS))
+            # ome-arrow names the column "image"; without column_name the read warns (ome-arrow's own
+            # auto-detect warning, kept on purpose), and a warning would mask every other outcome
+            seeds.append(SeedInput(rel, "parquet-struct/ome-arrow", rel, rel, PARQUET_KINDS, {"column_name": "image"}))
         rec = record(chunk_shape=(2, 8, 8), chunk_encoding="bytes")
         write_ome_arrow_dataset([rec], folder / "oa-dataset", chunk_shape=(1, 1, 2, 8, 8))
         ome_arrow.OMEArrow(rec).export(how="parquet", out=str(folder / "oa-export"), dtype=np.dtype("uint16"))

@@ -26,6 +26,9 @@ from typing import Any
 MUTATION_NOTE = "mutation.json"
 """Written into the case directory before the read, so a crash or a hang keeps what was done."""
 
+DIGEST_KINDS = frozenset({"identity", "parquet_dtype_disagree"})
+"""Cases whose read reports :func:`value_digest` (the control, and the kinds the classifier compares values for)."""
+
 
 class CaseTimeout(BaseException):
     """Raised by SIGALRM when a case runs past its timeout."""
@@ -54,8 +57,25 @@ def _same(a: Any, b: Any) -> bool:
     return bool(a.shape == b.shape and np.array_equal(a, b, equal_nan=a.dtype.kind in "fc"))
 
 
-def read_case(target: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Read ``target`` the way a user would and report what happened (never raises ``Exception``)."""
+def value_digest(array: Any) -> str:
+    """SHA-1 of the values as little-endian float64, whatever the dtype.
+
+    uint16 ``7`` and float32 ``7.0`` hash alike, so a read in another (declared) type can be
+    compared with the unmutated read; exact for integers below 2**53, which covers every
+    seed input's pixel type.
+    """
+    import hashlib
+
+    import numpy as np
+
+    return hashlib.sha1(np.ascontiguousarray(array, dtype="<f8").tobytes()).hexdigest()
+
+
+def read_case(target: str, options: dict[str, Any], *, digest: bool = False) -> dict[str, Any]:
+    """Read ``target`` the way a user would and report what happened (never raises ``Exception``).
+
+    With ``digest`` the result holds ``values``, the :func:`value_digest` of the full read.
+    """
     from ome_arrow_dask import OMEArrow
 
     result: dict[str, Any] = {"status": "ok"}
@@ -66,6 +86,8 @@ def read_case(target: str, options: dict[str, Any]) -> dict[str, Any]:
             shape, dtype = tuple(int(s) for s in img.shape), str(img.dtype)
             result.update(shape=list(shape), dtype=dtype)
             full = img.to_numpy()
+            if digest:
+                result["values"] = value_digest(full)
             problems = []
             if tuple(full.shape) != shape or str(full.dtype) != dtype:
                 problems.append(f"to_numpy() returned {full.shape} {full.dtype}, scan said {shape} {dtype}")
@@ -173,7 +195,7 @@ def main(argv: list[str]) -> int:
         start = time.perf_counter()
         try:
             signal.setitimer(signal.ITIMER_REAL, float(request.get("timeout", 20)))
-            result = read_case(target, options)
+            result = read_case(target, options, digest=request["kind"] in DIGEST_KINDS)
         except CaseTimeout:
             result = {"status": "timeout", "warnings": []}
         finally:
