@@ -69,3 +69,11 @@ class OutputInUseError(OmeArrowDaskError):
 
 class IgnoredMetadataWarning(UserWarning):
     """Metadata in a file was ignored because the user opted in (e.g. ``ome_xml="ignore"`` for a TIFF)."""
+
+
+class RemoteAccessError(OmeArrowDaskError):
+    """A remote object (``s3://``, ``https://``, ...) could not be read: denied, unreachable or cut short.
+
+    The message names the URL and what to do (credentials, ``anon=True``, the endpoint);
+    no partial data is ever returned.
+    """

@@ -16,6 +16,7 @@ import os
 from types import ModuleType
 
 from ..errors import UnsupportedSourceError
+from ..storage import is_remote, location
 from .base import ArraySource, Source, chunk_slices
 
 __all__ = [
@@ -65,6 +66,11 @@ def available_formats() -> list[str]:
 def open_source(path: str | os.PathLike[str], **options: object) -> Source:
     """Open ``path`` with the first registered format whose probe accepts it.
 
+    A URL (``s3://``, ``https://``, ...) goes to the formats that read remote stores
+    (module functions ``probe_remote`` / ``open``), with ``storage_options=`` (credentials,
+    ``anon``, ``endpoint_url``, ``headers``; see :mod:`ome_arrow_dask.storage`); local
+    paths ignore ``storage_options``.
+
     Raises
     ------
     FileNotFoundError
@@ -73,6 +79,9 @@ def open_source(path: str | os.PathLike[str], **options: object) -> Source:
         When no format recognises the path; the message lists the formats tried.
     """
     text = os.fspath(path)
+    storage_options = options.pop("storage_options", None)
+    if is_remote(text):
+        return _open_remote(text, storage_options, options)  # type: ignore[arg-type]
     tried = []
     for name, module_name in FORMATS:
         module = _load(module_name)
@@ -83,7 +92,29 @@ def open_source(path: str | os.PathLike[str], **options: object) -> Source:
             return module.open(text, **options)
     if not any(ch in text for ch in "*?<>{}") and not os.path.exists(text):
         raise FileNotFoundError(f"no such file or directory: {text!r}")
+    stack = _load("ome_arrow_dask.sources.stack") if os.path.isdir(text) else None
+    hint = stack.folder_hint(text) if stack is not None else ""  # a folder of TIFFs: say how to pass a pattern
+    if hint:
+        raise UnsupportedSourceError(f"cannot open {text!r} without a filename pattern: {hint}")
     raise UnsupportedSourceError(
         f"cannot open {text!r}: no supported format recognised it (tried: {', '.join(tried) or 'none'}). "
         "Pass an array to OMEArrow(...) or convert the file to OME-TIFF, OME-Zarr or OME-Arrow Parquet."
+    )
+
+
+def _open_remote(url: str, storage_options: dict | None, options: dict) -> Source:
+    """Open a URL with the first format whose ``probe_remote`` accepts it (by name; no request)."""
+    loc = location(url, storage_options)
+    tried = []
+    for name, module_name in FORMATS:
+        module = _load(module_name)
+        probe = getattr(module, "probe_remote", None)
+        if probe is None:
+            continue
+        tried.append(name)
+        if probe(loc, **options):
+            return module.open(loc, **options)  # type: ignore[union-attr]
+    raise UnsupportedSourceError(
+        f"cannot open {loc.describe()}: remote URLs are recognised by name (.zarr, .tif/.tiff, .parquet, or a "
+        f"folder with pattern=...); tried: {', '.join(tried) or 'none'}"
     )

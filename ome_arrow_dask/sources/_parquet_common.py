@@ -4,6 +4,10 @@ Every Parquet file is opened with ``page_checksum_verification=True``; pyarrow e
 become :class:`~ome_arrow_dask.errors.CorruptInputError` naming the file. Footers are
 parsed once per process (:func:`parquet_file` reuses them) and a file whose size or
 mtime changed since it was opened raises :class:`~ome_arrow_dask.errors.InputChangedError`.
+
+A remote file arrives as a :class:`~ome_arrow_dask.storage.RemoteURL`: its fingerprint is
+(a hash of) its ETag and its size (one HEAD), and pyarrow reads it through an fsspec file
+object with ``pre_buffer=True`` (coalesced ranged GETs: footer, then the columns read).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import math
 import os
 import threading
 import warnings
+import zlib
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -22,6 +27,7 @@ import pyarrow.parquet as pq
 
 from ..errors import CorruptInputError, InputChangedError
 from ..meta import Chunks5, regular_chunks
+from ..storage import is_network_error, remote_error
 
 Fingerprint = tuple[int, int]
 
@@ -33,9 +39,29 @@ _FOOTERS_LOCK = threading.Lock()
 
 
 def fingerprint(path: str) -> Fingerprint:
-    """``(mtime_ns, size)`` of ``path``; what the token and change checks use."""
+    """``(mtime_ns, size)`` of ``path``; what the token and change checks use.
+
+    For a :class:`~ome_arrow_dask.storage.RemoteURL`: ``(crc32 of the ETag, size)``, one HEAD.
+    """
+    loc = getattr(path, "loc", None)
+    if loc is not None:
+        version, size = loc.stat()
+        return (zlib.crc32(version.encode()), size)
     st = os.stat(path)
     return (st.st_mtime_ns, st.st_size)
+
+
+def _source(path: str) -> Any:
+    """What pyarrow opens: the path, or an fsspec file object for a remote URL."""
+    loc = getattr(path, "loc", None)
+    return path if loc is None else loc.open(block_size=2**16)
+
+
+def _failed(path: str, exc: BaseException) -> Exception:
+    """A remote request failure (denied, unreachable) as such, anything else as corrupt data."""
+    if getattr(path, "loc", None) is not None and is_network_error(exc):
+        return remote_error(str(path), exc)
+    return corrupt(path, exc)
 
 
 def corrupt(where: str, exc: BaseException) -> CorruptInputError:
@@ -117,9 +143,9 @@ def read_footer(path: str, expected: Fingerprint | None = None) -> pq.FileMetaDa
             _FOOTERS.move_to_end(key)
             return _FOOTERS[key]
     try:
-        footer = pq.read_metadata(path)
+        footer = pq.read_metadata(_source(path))
     except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, KeyError) as exc:
-        raise corrupt(path, exc) from exc
+        raise _failed(path, exc) from exc
     with _FOOTERS_LOCK:
         _FOOTERS[key] = footer
         while len(_FOOTERS) > MAX_CACHED_FOOTERS:
@@ -130,10 +156,11 @@ def read_footer(path: str, expected: Fingerprint | None = None) -> pq.FileMetaDa
 def parquet_file(path: str, expected: Fingerprint | None = None) -> pq.ParquetFile:
     """Open ``path`` with page checksum verification, reusing a parsed footer."""
     footer = read_footer(path, expected)
+    remote = getattr(path, "loc", None) is not None
     try:
-        return pq.ParquetFile(path, metadata=footer, page_checksum_verification=True)
+        return pq.ParquetFile(_source(path), metadata=footer, page_checksum_verification=True, pre_buffer=remote)
     except (OSError, pa.ArrowException, ValueError) as exc:
-        raise corrupt(path, exc) from exc
+        raise _failed(path, exc) from exc
 
 
 def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: list[str], where: str) -> pa.Table:
@@ -143,6 +170,8 @@ def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: li
         table = pf.read_row_group(row_group, columns=columns)
         missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
     except (OSError, pa.ArrowException, ValueError, IndexError, KeyError) as exc:
+        if getattr(path, "loc", None) is not None and is_network_error(exc):
+            raise remote_error(str(path), exc) from exc
         raise corrupt(where, exc) from exc
     finally:
         pf.close()

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..errors import UnsupportedSourceError
+from ..storage import Location, RemoteURL
 from ._parquet_dataset import DatasetSource, is_dataset_dir
 from ._parquet_struct import StructSource
 
@@ -45,8 +47,14 @@ def probe(path: str, **options: object) -> bool:
         return False
 
 
+def probe_remote(loc: Location, **options: object) -> bool:
+    """True for a URL with a Parquet suffix (no request)."""
+    del options
+    return loc.url.lower().endswith(SUFFIXES)
+
+
 def open(
-    path: str,
+    path: str | Location,
     *,
     column_name: str | None = None,
     row_index: int | None = None,
@@ -70,9 +78,19 @@ def open(
     TypeError
         For options this format does not take, or that do not fit the layout.
     """
+    options.pop("storage_options", None)  # used by open_source to build the Location
     if options:
         raise TypeError(f"OME-Arrow Parquet does not take the option(s) {sorted(options)}")
-    if Path(path).is_dir():
+    if isinstance(path, Location):
+        try:
+            path.stat()
+        except IsADirectoryError as exc:
+            raise UnsupportedSourceError(
+                f"{path.url}: an OME-Arrow dataset directory; reading dataset directories over URLs is not "
+                "supported yet: copy it to a local folder, or open one of its Parquet files"
+            ) from exc
+        path = RemoteURL(path)
+    elif Path(path).is_dir():
         if column_name is not None or row_index is not None:
             raise TypeError("column_name and row_index apply to Parquet files, not dataset directories (use image_id)")
         return DatasetSource(path, image_id=image_id)

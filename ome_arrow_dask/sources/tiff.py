@@ -48,9 +48,11 @@ from ..errors import (
     OmeArrowDaskError,
     ResourceLimitError,
     SelectionError,
+    UnsupportedSourceError,
 )
 from ..limits import check_chunk_grid, check_declared_bytes
 from ..meta import AXES, ImageMeta, PhysicalSize, regular_chunks
+from ..storage import Location, is_network_error, is_remote, location, remote_error
 from . import _ome_xml
 from ._ngff import check_missing_option
 from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
@@ -59,7 +61,7 @@ __all__ = ["TiffSource", "check_page_segments", "open", "probe", "resolution_phy
 
 _SUFFIXES = (".tif", ".tiff", ".btf", ".tf2", ".tf8", ".ome.tif", ".ome.tiff", ".ome.btf")
 _MAGIC = (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+")
-_OPTIONS = frozenset({"scene", "level", "dims", "missing", "ome_xml"})
+_OPTIONS = frozenset({"scene", "level", "dims", "missing", "ome_xml", "storage_options"})
 _OME_XML_OPTIONS = ("use", "ignore")
 _OME_HINT = "pass ome_xml='ignore' to read the pages as a plain TIFF without it"
 
@@ -78,6 +80,11 @@ def probe(path: str, **options: object) -> bool:
 
 
 builtin_open = open
+
+
+def probe_remote(loc: Location, **options: object) -> bool:
+    """True for a URL with a TIFF suffix (no request)."""
+    return loc.url.lower().endswith(_SUFFIXES)
 
 
 def open(path: str, **options: Any) -> TiffSource:
@@ -138,6 +145,8 @@ def tifffile_errors(where: str, *, strict: bool = False) -> Iterator[_LogRecords
     except OmeArrowDaskError:
         raise
     except Exception as exc:
+        if is_network_error(exc):  # a remote file: the request failed, the data may be fine
+            raise remote_error(where, exc) from exc
         raise CorruptInputError(f"{where}: cannot read TIFF: {type(exc).__name__}: {exc}") from exc
     finally:
         logger.removeHandler(handler)
@@ -587,7 +596,9 @@ def resolution_physical_size(page: Any) -> PhysicalSize:
     return PhysicalSize(y=y, x=x, y_unit="µm" if y else None, x_unit="µm" if x else None)
 
 
-def _ome_image(tif: Any, first: Any, scene: int, where: str, file_size: int) -> _ome_xml.OmeImage | None:
+def _ome_image(
+    tif: Any, first: Any, scene: int, where: str, file_size: int, remote: bool = False
+) -> _ome_xml.OmeImage | None:
     """The OME ``Image`` of ``scene`` if the first page carries OME-XML; checked before tifffile uses it.
 
     OME-XML that does not parse, has no Image, or declares sizes the file cannot hold is a
@@ -598,13 +609,13 @@ def _ome_image(tif: Any, first: Any, scene: int, where: str, file_size: int) -> 
         return None
     try:
         root = _ome_xml.parse_root(text, where)
-        companions = _ome_xml.check_referenced_files(root, where)
+        companions = _remote_companions(root, where) if remote else _ome_xml.check_referenced_files(root, where)
         if _ome_xml.is_binary_only(root):  # metadata in a companion file: left to tifffile, as before
             return None
         images = _ome_xml.parse_images(root, where)
         if not images:
             raise CorruptInputError(f"{where}: the OME-XML describes no Image with Pixels")
-        own = os.path.realpath(where)
+        own = where if remote else os.path.realpath(where)
         stored = file_size + sum(os.path.getsize(p) for p in set(companions) if p != own)
         _ome_xml.check_declared_sizes(images, where, stored)
     except (CorruptInputError, ResourceLimitError) as exc:
@@ -612,6 +623,18 @@ def _ome_image(tif: Any, first: Any, scene: int, where: str, file_size: int) -> 
     if not 0 <= scene < len(images):
         raise SelectionError(f"{where}: scene {scene} out of range; the OME-XML describes {len(images)} images")
     return images[scene]
+
+
+def _remote_companions(root: Any, url: str) -> list[str]:
+    """A remote OME-TIFF may refer to itself only: multi-file OME-TIFF over URLs is refused by name."""
+    own = url.rsplit("/", 1)[-1]
+    others = sorted(n for n in _ome_xml.referenced_files(root) if n.replace("\\", "/").rsplit("/", 1)[-1] != own)
+    if others:
+        raise UnsupportedSourceError(
+            f"{url}: a multi-file OME-TIFF (its OME-XML refers to {others[:3]}); reading its companion files "
+            "over a URL is not supported: copy the files to a local folder and open them there"
+        )
+    return [url]
 
 
 def _check_ome_series(series: Any, ome: _ome_xml.OmeImage, log: _LogRecords, where: str) -> None:
@@ -698,20 +721,30 @@ class TiffSource(SourceBase):
         dims: str | None = None,
         missing: str = "error",
         ome_xml: str = "use",
+        storage_options: dict[str, Any] | None = None,
     ) -> None:
-        self._path = os.path.abspath(os.fspath(path))
+        self._loc: Location | None = None
+        if isinstance(path, Location) or is_remote(path):
+            self._loc = path if isinstance(path, Location) else location(str(path), storage_options)
+            self._path = self._loc.url
+        else:
+            self._path = os.path.abspath(os.fspath(path))
         self._scene, self._level = int(scene), int(level)
         self._missing = check_missing_option(missing)
         if ome_xml not in _OME_XML_OPTIONS:
             raise ValueError(f"ome_xml must be one of {_OME_XML_OPTIONS}, not {ome_xml!r}")
         self._ome_xml = ome_xml
-        st = os.stat(self._path)
-        self._stat = (st.st_mtime_ns, st.st_size)
+        self._scan_fh: Any = None
+        if self._loc is not None:  # one HEAD: (ETag or Last-Modified, size), kept with the open file
+            self._scan_fh, self._stat = self._loc.open_checked()
+        else:
+            st = os.stat(self._path)
+            self._stat = (st.st_mtime_ns, st.st_size)
         self._layout, self._meta = self._inspect(dims)
         options = {"scene": self._scene, "level": self._level, "dims": dims, "missing": self._missing}
         if ome_xml != "use":
             options["ome_xml"] = ome_xml
-        self._token = tokenize("tiff", self._path, *self._stat, options)
+        self._token = tokenize("tiff", self._loc or self._path, *self._stat, options)
         self._lock = threading.Lock()
         self._tif: Any = None
         self._series: Any = None
@@ -722,7 +755,11 @@ class TiffSource(SourceBase):
         import tifffile
 
         where, file_size = self._path, self._stat[1]
-        with tifffile_errors(where, strict=True) as log, tifffile.TiffFile(where, **self._tiff_flags()) as tif:
+        with (
+            tifffile_errors(where, strict=True) as log,
+            self._remote_file() as fh,
+            tifffile.TiffFile(fh or where, **self._tiff_flags()) as tif,
+        ):
             # header checks first: tifffile builds its series (and allocates) from these values
             first = self._first_page(tif, log)
             _check_page(where, first, file_size, 0, {}, eof=False)
@@ -736,7 +773,7 @@ class TiffSource(SourceBase):
                         stacklevel=4,
                     )
             else:
-                ome = _ome_image(tif, first, self._scene, where, file_size)
+                ome = _ome_image(tif, first, self._scene, where, file_size, remote=self._loc is not None)
             series = self._pick_series(tif)
             if ome is not None:
                 _check_ome_series(tif.series[self._scene], ome, log, where)
@@ -751,7 +788,19 @@ class TiffSource(SourceBase):
             meta = self._make_meta(tif, series, layout, full_layout, ome)
         return layout, meta
 
-    def _tiff_flags(self) -> dict[str, bool]:
+    @contextlib.contextmanager
+    def _remote_file(self) -> Iterator[Any]:
+        """An fsspec file object for a remote TIFF (ranged reads), else None."""
+        if self._loc is None:
+            yield None
+            return
+        fh, self._scan_fh = self._scan_fh or self._loc.open(), None
+        try:
+            yield fh
+        finally:
+            fh.close()
+
+    def _tiff_flags(self) -> dict[str, Any]:
         """``TiffFile`` keyword arguments: ``is_ome=False`` when the OME-XML is ignored."""
         return {"is_ome": False} if self._ome_xml == "ignore" else {}
 
@@ -781,7 +830,7 @@ class TiffSource(SourceBase):
     def _make_meta(self, tif: Any, series: Any, layout: _Layout, full: _Layout, ome: Any) -> ImageMeta:
         shape = layout.full_shape()
         dtype = np.dtype(series.dtype)
-        kwargs: dict[str, Any] = {"name": series.name or os.path.basename(self._path)}
+        kwargs: dict[str, Any] = {"name": series.name or os.path.basename(self._path.rstrip("/"))}
         if ome is not None:
             physical = ome.physical_size
             if len(ome.channels) == shape[1]:
@@ -810,6 +859,8 @@ class TiffSource(SourceBase):
         """The file, plus the companion files its OME-XML refers to (multi-file OME-TIFF)."""
         import tifffile
 
+        if self._loc is not None:
+            return (self._path,)
         with contextlib.suppress(Exception), tifffile.TiffFile(self._path) as tif:
             if tif.is_ome:
                 root = _ome_xml.parse_root(tif.pages.first.description, self._path)
@@ -818,13 +869,23 @@ class TiffSource(SourceBase):
         return (self._path,)
 
     def describe(self) -> str:
-        """Name the file, scene and level."""
-        return f"TIFF {self._path} (scene {self._scene}, level {self._level})"
+        """Name the file, scene and level (remote: the URL and storage options, secrets hidden)."""
+        where = self._loc.describe() if self._loc is not None else self._path
+        return f"TIFF {where} (scene {self._scene}, level {self._level})"
 
+
+    def explain_reads(self, read_plan: Any) -> list[str]:
+        """For a remote file: the requests the plan makes (none listed for local files)."""
+        if self._loc is None:
+            return []
+        return [
+            f"requests: per process 1 HEAD (ETag and size) and ranged GETs of the header; then one ranged GET per "
+            f"touched tile or strip run ({read_plan.chunks_read} chunks, 64 KiB read-ahead), no LIST"
+        ]
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
-        state.update(_lock=None, _tif=None, _series=None, _rules={})
+        state.update(_lock=None, _tif=None, _series=None, _rules={}, _scan_fh=None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
@@ -833,16 +894,31 @@ class TiffSource(SourceBase):
 
     # -- reading
     def _handle(self) -> Any:
-        """The series at our level in a cached, open TiffFile (caller holds the lock)."""
-        st = os.stat(self._path)
-        if (st.st_mtime_ns, st.st_size) != self._stat:
-            raise InputChangedError(f"{self._path}: file changed since it was opened (mtime or size differ)")
+        """The series at our level in a cached, open TiffFile (caller holds the lock).
+
+        A local file is stat'ed on every read; a remote one once per process, when it is
+        opened (its ETag or Last-Modified and size: one HEAD).
+        """
+        if self._loc is None:
+            st = os.stat(self._path)
+            if (st.st_mtime_ns, st.st_size) != self._stat:
+                raise InputChangedError(f"{self._path}: file changed since it was opened (mtime or size differ)")
         if self._series is None:
             import tifffile
 
             with tifffile_errors(self._path):
-                tif = tifffile.TiffFile(self._path, **self._tiff_flags())
+                fh = None
+                if self._loc is not None:
+                    fh, version = self._loc.open_checked()
+                    if version != self._stat:
+                        fh.close()
+                        raise InputChangedError(
+                            f"{self._path}: object changed since it was opened (ETag or size differ); scan it again"
+                        )
+                tif = tifffile.TiffFile(fh or self._path, **self._tiff_flags())
                 weakref.finalize(self, tif.close)
+                if fh is not None:
+                    weakref.finalize(self, fh.close)
                 self._tif, self._series = tif, self._pick_series(tif)
         return self._series
 
