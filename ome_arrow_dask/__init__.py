@@ -36,8 +36,10 @@ from .errors import (
     UnsupportedSourceError,
 )
 from .meta import AXES, Channel, ImageMeta, PhysicalSize
+from .plate import Plate, Well, open_plate
 from .sources import ArraySource, Source, available_formats, open_source
 from .tensor import LazyTensorView, TensorView
+from .writers.plate import write_plate
 
 __version__ = "0.1.0"
 
@@ -67,14 +69,18 @@ __all__ = [
     "OutputInUseError",
     "OutputIsInputError",
     "PhysicalSize",
+    "Plate",
     "ResourceLimitError",
     "SelectionError",
     "Source",
     "TensorView",
     "UnsafePathError",
     "UnsupportedSourceError",
+    "Well",
     "__version__",
     "available_formats",
     "map_blocks",
+    "open_plate",
     "open_source",
+    "write_plate",
 ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import re
 import shlex
@@ -100,6 +101,29 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         choices=("ignore",),
         help="OME-TIFF: read the pages as a plain TIFF when the OME-XML is damaged or contradicts them (warns)",
     )
+    parser.add_argument(
+        "--anon", action="store_true", help="remote URLs: read without credentials (public buckets)"
+    )
+    parser.add_argument(
+        "--storage-option",
+        action="append",
+        type=_storage_option,
+        metavar="KEY=VALUE",
+        help="remote URLs: a storage option, e.g. endpoint_url=http://host:9000 or profile=lab "
+        "(VALUE is read as JSON when it parses: true, 3, {...}); repeatable",
+    )
+
+
+def _storage_option(text: str) -> tuple[str, Any]:
+    """Parse ``KEY=VALUE`` (VALUE as JSON when it parses, else the string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        parsed: Any = json.loads(value)
+    except ValueError:
+        parsed = value
+    return key.strip(), parsed
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,6 +205,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="show a progress bar (default: when stderr is a terminal)",
     )
     convert.add_argument("--overwrite", action="store_true", help="replace an existing output")
+    convert.add_argument(
+        "--plate",
+        action="store_true",
+        help="src is a folder of per-field TIFFs: write an NGFF plate; --pattern names {row} {col} {field} "
+        "and {t} {c} {z}, e.g. 'r{row}c{col}f{field}p{z}-ch{c}sk{t}fk1fl1.tiff'",
+    )
     convert.add_argument("--dry-run", action="store_true", help="print the plan and write nothing")
     convert.add_argument("--scheduler", default="threads", help="threads, processes, synchronous or tcp://host:port")
     convert.add_argument("--workers", type=_positive_int, help="number of local threads / processes (1 or more)")
@@ -193,6 +223,11 @@ def _open(path: str, args: argparse.Namespace) -> Any:
     names = ("pattern", "level", "scene", "missing", "dims", "ome_xml")
     options: dict[str, Any] = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     options.update({k: True for k in ("validate", "follow_symlinks") if getattr(args, k, False)})
+    storage = dict(getattr(args, "storage_option", None) or [])
+    if getattr(args, "anon", False):
+        storage["anon"] = True
+    if storage:
+        options["storage_options"] = storage
     try:
         return OMEArrow.scan(path, **options)
     except TypeError as exc:
@@ -248,7 +283,12 @@ def _physical(meta: Any) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
-    """Print a summary of one image."""
+    """Print a summary of one image (or of an NGFF plate: rows, columns, wells, fields, image shape)."""
+    from .plate import is_plate, open_plate
+
+    if is_plate(args.path):
+        print(open_plate(args.path).summary())
+        return 0
     image = _open(args.path, args)
     meta = image.meta
     chunk_shape = tuple(max(c) if c else 0 for c in meta.chunks)
@@ -403,6 +443,10 @@ def _scheduler(name: str, workers: int | None, progress: bool) -> Iterator[bool]
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ``src`` to ``dst`` (OME-Zarr or Parquet)."""
     kind = _output_format(args.dst)
+    if getattr(args, "plate", False):
+        from .writers.plate import convert_plate_folder
+
+        return convert_plate_folder(args)
     image = _open(args.src, args)
     options = _writer_options(args, kind)
     if args.dry_run:

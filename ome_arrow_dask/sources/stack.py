@@ -20,12 +20,13 @@ numeric values keep the letters before (or after) them: ``C<111,222>`` gives ``C
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
 import socket
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -45,9 +46,10 @@ from ..errors import (
 from ..limits import check_chunk_grid, check_declared_bytes
 from ..lowering import ChunkSelection, take_orthogonal
 from ..meta import AXES, Channel, ImageMeta, PhysicalSize, check_dtype
+from ..storage import Location, is_network_error, is_remote, location, remote_error
 from . import _ome_xml
 from .base import ChunkCoords, SourceBase
-from .patterns import FileGrid, Pattern, PatternError, detect_syntax, grid_for
+from .patterns import FileGrid, Pattern, PatternError, detect_syntax, grid_for, natural_key
 from .tiff import check_page_segments, imagej_physical_size, tifffile_errors
 
 MISSING_POLICIES = ("error", "zeros")
@@ -191,15 +193,42 @@ def _first_file_physical(tif: Any, where: str) -> PhysicalSize:
     return PhysicalSize()
 
 
-def read_header(path: str, *, physical: bool = False) -> FileHeader:
-    """Read a TIFF's first series header (no pixels; OME references not followed).
+@contextlib.contextmanager
+def tiff_file(path: str, loc: Location | None = None, expected: tuple[int, str] | None = None) -> Iterator[Any]:
+    """A ``TiffFile`` (``is_ome=False``) for a local path, or for the remote object ``loc``.
 
-    ``physical=True`` also reads pixel sizes from its OME-XML or ImageJ metadata.
+    For a remote object ``expected`` is its ``(size, version)`` from the scan's listing;
+    an object that differs (size, or a known ETag) is :class:`InputChangedError`.
     """
     import tifffile
 
-    try:
+    if loc is None:
         with tifffile.TiffFile(path, is_ome=False) as tif:
+            yield tif
+        return
+    fh, (version, size) = loc.open_checked()
+    try:
+        if expected is not None and (
+            (expected[0] >= 0 and expected[0] != size) or (expected[1] and version and expected[1] != version)
+        ):
+            raise InputChangedError(
+                f"{loc.url} changed after the pattern was scanned (size {expected[0]} -> {size}, or its ETag); "
+                "scan again"
+            )
+        with tifffile.TiffFile(fh, is_ome=False, name=loc.name) as tif:
+            yield tif
+    finally:
+        fh.close()
+
+
+def read_header(path: str, *, physical: bool = False, loc: Location | None = None) -> FileHeader:
+    """Read a TIFF's first series header (no pixels; OME references not followed).
+
+    ``physical=True`` also reads pixel sizes from its OME-XML or ImageJ metadata;
+    ``loc`` reads a remote object (``path`` is then its URL, for messages).
+    """
+    try:
+        with tiff_file(path, loc) as tif:
             series = tif.series[0]
             shape = tuple(int(n) for n in series.shape)
             _check_has_image(path, series.axes, shape)
@@ -214,6 +243,8 @@ def read_header(path: str, *, physical: bool = False) -> FileHeader:
     except OmeArrowDaskError:
         raise
     except Exception as exc:
+        if loc is not None and is_network_error(exc):
+            raise remote_error(path, exc) from exc
         raise CorruptInputError(f"{path}: cannot read the TIFF header ({type(exc).__name__}: {exc})") from exc
 
 
@@ -264,17 +295,64 @@ def split_location(path: str, pattern: str | None) -> tuple[str, str]:
     return folder or ".", name
 
 
-def list_files(root: str) -> dict[str, os.DirEntry[str]]:
-    """Regular files (or links to them) in ``root``, by name."""
-    out = {}
+class FolderListing(dict[str, os.DirEntry[str]]):
+    """Regular files of a folder by name; ``others`` holds the entries that are not (folders, broken links...)."""
+
+    def __init__(self, files: dict[str, os.DirEntry[str]], others: dict[str, os.DirEntry[str]]) -> None:
+        super().__init__(files)
+        self.others = others
+
+
+def list_files(root: str) -> FolderListing:
+    """Regular files (or links to them) in ``root``, by name; other entries go to ``.others``."""
+    out, others = {}, {}
     with os.scandir(root) as entries:
         for entry in entries:
             try:
                 if entry.is_file():
                     out[entry.name] = entry
+                else:
+                    others[entry.name] = entry
             except OSError:  # a symlink loop: is_file() fails; checked when matched
                 out[entry.name] = entry
-    return out
+    return FolderListing(out, others)
+
+
+def _entry_kind(entry: os.DirEntry[str]) -> str:
+    """What a non-file folder entry is, in words."""
+    try:
+        if entry.is_dir():
+            return "a folder" + (" (through a symlink)" if entry.is_symlink() else "")
+        if entry.is_symlink():
+            return f"a symlink to {os.readlink(entry.path)!r}, which is missing or not a regular file"
+    except OSError:
+        pass
+    return "not a regular file (a device, FIFO or socket)"
+
+
+def refuse_non_files(root: str, pattern: Pattern, entries: dict[str, os.DirEntry[str]]) -> None:
+    """Refuse a folder entry that matches the pattern but is not a regular file.
+
+    Skipping it would silently shrink the stack: with an open template (``plane_z{z}.tif``)
+    a folder named like the first or last file moves the Z range and no position is
+    reported missing. ``entries`` comes from :func:`list_files` (a plain dict carries no
+    ``others`` and is not checked).
+
+    Raises
+    ------
+    InconsistentInputError
+        Naming the entry, what it is and the pattern.
+    """
+    others = getattr(entries, "others", None) or {}
+    bad = sorted((name for name in others if pattern.regex.fullmatch(name)), key=natural_key)
+    if bad:
+        listed = "; ".join(f"{os.path.join(root, n)} is {_entry_kind(others[n])}" for n in bad[:10])
+        more = f" (and {len(bad) - 10} more)" if len(bad) > 10 else ""
+        raise InconsistentInputError(
+            f"{len(bad)} entr{'y' if len(bad) == 1 else 'ies'} in {root} match the pattern {pattern.text!r} but "
+            f"{'is' if len(bad) == 1 else 'are'} not a regular file: {listed}{more}; every name the pattern matches "
+            "must be a TIFF file of the stack: move or rename it (skipping it would change the stack's shape)"
+        )
 
 
 def check_inside(root_real: str, path: str) -> None:
@@ -340,7 +418,9 @@ def _describe_file(name: str, axes: str, shape: tuple[int, ...], dtype: object) 
     return f"{name}: shape {shape} {np.dtype(dtype)} (axes {axes})"  # type: ignore[call-overload]
 
 
-def _validate_headers(root: str, names: np.ndarray, layout: FileLayout, first: str) -> None:
+def _validate_headers(
+    root: str, names: np.ndarray, layout: FileLayout, first: str, loc: Location | None = None
+) -> None:
     """Read every file's header (8 at a time) and refuse files that differ from ``first``.
 
     Raises
@@ -354,7 +434,7 @@ def _validate_headers(root: str, names: np.ndarray, layout: FileLayout, first: s
 
     def check(name: str) -> str | None:
         path = os.path.join(root, name)
-        header = read_header(path)
+        header = read_header(path, loc=loc.join(name) if loc is not None else None)
         if layout_differs(path, header.axes, header.shape, header.dtype, layout):
             return _describe_file(name, header.axes, header.shape, header.dtype)
         return None
@@ -370,7 +450,14 @@ def _validate_headers(root: str, names: np.ndarray, layout: FileLayout, first: s
         )
 
 
-def open_stack(path: str, pattern: str | None = None, *, missing: str = "error", validate: bool = False) -> StackSource:
+def open_stack(
+    path: str | Location,
+    pattern: str | None = None,
+    *,
+    missing: str = "error",
+    validate: bool = False,
+    entries: dict[str, os.DirEntry[str]] | None = None,
+) -> StackSource:
     """Open a folder of TIFFs named by a pattern (see :mod:`.patterns` for the syntaxes).
 
     Parameters
@@ -383,15 +470,21 @@ def open_stack(path: str, pattern: str | None = None, *, missing: str = "error",
         ``"error"`` (default) lists every missing grid position; ``"zeros"`` fills them and warns.
     validate
         Check every file's header (shape, dtype) now instead of in each read task.
+    entries
+        The folder's files as :func:`list_files` returns them, when the caller already
+        listed it (a plate scan lists its folder once for all its fields).
     """
     if missing not in MISSING_POLICIES:
         raise OmeArrowDaskError(f"missing={missing!r}: expected one of {MISSING_POLICIES}")
+    if isinstance(path, Location):
+        return _open_remote_stack(path, pattern, missing=missing, validate=validate)
     root, text = split_location(path, pattern)
     if not os.path.isdir(root):
         raise FileNotFoundError(f"no such folder: {root!r} (the folder part of {path!r} with pattern {text!r})")
     root = os.path.abspath(root)  # tasks may run on workers started in another working directory
-    entries = list_files(root)
+    entries = list_files(root) if entries is None else entries
     compiled, grid = grid_for(text, list(entries))
+    refuse_non_files(root, compiled, entries)
     if grid.missing and missing == "error":
         raise InconsistentInputError(_missing_message(grid, compiled, root) + '; pass missing="zeros" to fill them')
     if grid.missing:
@@ -406,6 +499,42 @@ def open_stack(path: str, pattern: str | None = None, *, missing: str = "error",
         _validate_headers(root, names, layout, grid.files[0][1])
     files = FileTable(names, sizes, mtimes)
     return StackSource(root, text, compiled.syntax, grid, files, layout, header.physical_size)
+
+
+def _open_remote_stack(loc: Location, pattern: str | None, *, missing: str, validate: bool) -> StackSource:
+    """:func:`open_stack` for a remote prefix: one LIST at scan, then the first file's header."""
+    if pattern is None:
+        folder, _, text = loc.url.rpartition("/")
+        if any(ch in folder for ch in _PATTERN_CHARS):
+            raise OmeArrowDaskError(f"only the file-name part of {loc.url!r} may be a pattern, not the folder")
+        loc = Location(folder, loc.options)
+    else:
+        text = pattern
+    listed = loc.listing()
+    compiled, grid = grid_for(text, list(listed))
+    if grid.missing and missing == "error":
+        raise InconsistentInputError(_missing_message(grid, compiled, loc.url) + '; pass missing="zeros" to fill them')
+    if grid.missing:
+        message = _missing_message(grid, compiled, loc.url) + "; filled with zeros"
+        warnings.warn(message, MissingDataWarning, stacklevel=3)
+    positions = [position for position, _ in grid.files]
+    flat = np.ravel_multi_index(tuple(np.array(positions).T), grid.shape)
+    n = math.prod(grid.shape)
+    names, sizes = np.full(n, None, dtype=object), np.full(n, -1, dtype=np.int64)
+    file_names = [name for _, name in grid.files]
+    names[flat] = file_names
+    sizes[flat] = [listed[name][0] for name in file_names]
+    versions = {name: listed[name] for name in file_names}  # (size, ETag) from the listing
+    first_name = grid.files[0][1]
+    header = read_header(loc.join(first_name).url, physical=True, loc=loc.join(first_name))
+    layout = file_layout(loc.join(first_name).url, header.axes, header.shape, header.dtype, header.page_ndim)
+    names, sizes = names.reshape(grid.shape), sizes.reshape(grid.shape)
+    if validate:
+        _validate_headers(loc.url, names, layout, first_name, loc)
+    files = FileTable(names, sizes, np.full(grid.shape, -1, dtype=np.int64))
+    return StackSource(
+        loc.url, text, compiled.syntax, grid, files, layout, header.physical_size, remote=(loc, versions)
+    )
 
 
 def _stack_meta(root: str, grid: FileGrid, layout: FileLayout, physical: PhysicalSize) -> ImageMeta:
@@ -441,7 +570,11 @@ class StackSource(SourceBase):
         files: FileTable,
         layout: FileLayout,
         physical_size: PhysicalSize | None = None,
+        *,
+        remote: tuple[Location, dict[str, tuple[int, str]]] | None = None,
     ) -> None:
+        # a remote prefix (URL + storage options) and each object's (size, ETag) from the listing; None locally
+        self.loc, self.versions = remote if remote is not None else (None, {})
         self.root = root
         self.pattern = pattern
         self.syntax = syntax
@@ -452,7 +585,9 @@ class StackSource(SourceBase):
         digest = hashlib.sha1(usedforsecurity=False)
         digest.update("\0".join(str(n) for n in self.names.ravel()).encode())
         digest.update(self.sizes.tobytes() + self.mtimes.tobytes())
-        self._token = tokenize(os.path.realpath(root), pattern, digest.hexdigest(), self._meta, layout)
+        digest.update("\0".join(f"{k}={v}" for k, v in sorted(self.versions.items())).encode())
+        where = self.loc if self.loc is not None else os.path.realpath(root)
+        self._token = tokenize(where, pattern, digest.hexdigest(), self._meta, layout)
 
     @property
     def first_path(self) -> str:
@@ -480,11 +615,11 @@ class StackSource(SourceBase):
 
         with ThreadPoolExecutor(max_workers=VALIDATE_WORKERS) as pool:
             list(pool.map(unchanged, self.grid.files))
-        _validate_headers(self.root, self.names, self.layout, self.grid.files[0][1])
+        _validate_headers(self.root, self.names, self.layout, self.grid.files[0][1], self.loc)
 
     def input_paths(self) -> tuple[str, ...]:
         """Every file of the grid (missing positions have none)."""
-        root = os.path.abspath(self.root)
+        root = self.root if self.loc is not None else os.path.abspath(self.root)
         return tuple(os.path.join(root, str(n)) for n in self.names.ravel() if n is not None)
 
     def describe(self) -> str:
@@ -493,7 +628,8 @@ class StackSource(SourceBase):
         n_missing = len(self.grid.missing)
         extra = f", {n_missing} missing (zeros)" if n_missing else ""
         return (
-            f"filename pattern ({self.syntax}) {self.pattern!r} in {self.root}: {len(self.grid.files)} TIFF files"
+            f"filename pattern ({self.syntax}) {self.pattern!r} in "
+            f"{self.loc.describe() if self.loc is not None else self.root}: {len(self.grid.files)} TIFF files"
             f"{extra}; {mapping}; each file {self.layout.axes} {self.layout.shape}"
         )
 
@@ -512,6 +648,11 @@ class StackSource(SourceBase):
             f"files: {len(self.grid.files)} on a grid {self.grid.shape} (T, C, Z, Y-tile, X-tile), "
             f"each {self.layout.axes} {self.layout.shape} {self.layout.dtype}"
         )
+        if self.loc is not None:
+            lines.append(
+                f"requests: per file read 1 HEAD (ETag and size against the scan's listing) and ranged GETs "
+                f"({read_plan.chunks_read} files), no LIST"  # type: ignore[attr-defined]
+            )
         first = next(read_plan.blocks(), None)  # type: ignore[attr-defined]
         if first is not None and self.layout.n_pages > 1:
             pages = self.layout.pages_for(first.chunk_selection)
@@ -556,6 +697,8 @@ class StackSource(SourceBase):
         return take_orthogonal(block, pages.remaining)
 
     def _check_unchanged(self, path: str, coords: tuple[int, ...]) -> None:
+        if self.loc is not None:  # remote: checked when the object is opened for reading (no extra HEAD)
+            return
         try:
             if os.path.islink(path):
                 check_inside(os.path.realpath(self.root), path)
@@ -582,11 +725,14 @@ class StackSource(SourceBase):
 
     def _read_file(self, path: str, pages: Sequence[int] | None = None) -> np.ndarray:
         """Decode the file's first series, or only ``pages`` of it (stacked along a new first axis)."""
-        import tifffile
-
         layout = self.layout
+        loc = expected = None
+        if self.loc is not None:
+            name = path.rsplit("/", 1)[-1]
+            loc = self.loc.join(name)
+            expected = self.versions.get(name, (-1, ""))
         try:
-            with tifffile_errors(path), tifffile.TiffFile(path, is_ome=False) as tif:
+            with tifffile_errors(path), tiff_file(path, loc, expected) as tif:
                 series = tif.series[0]
                 shape, dtype = tuple(int(n) for n in series.shape), check_dtype(series.dtype)
                 if layout_differs(path, series.axes, shape, dtype, layout):
@@ -702,13 +848,21 @@ def probe(path: str, **options: object) -> bool:
     return not os.path.exists(text) and looks_like_pattern(text)
 
 
-def open(path: str, **options: object) -> StackSource:
-    """Open a filename pattern; options ``pattern``, ``missing``, ``validate``."""
-    unknown = sorted(set(options) - {"pattern", "missing", "validate"})
+def probe_remote(loc: Location, **options: object) -> bool:
+    """Claim a URL when ``pattern=`` is given or its last part is a pattern (no request)."""
+    return options.get("pattern") is not None or looks_like_pattern(loc.url.rsplit("/", 1)[-1])
+
+
+def open(path: str | Location, **options: object) -> StackSource:
+    """Open a filename pattern; options ``pattern``, ``missing``, ``validate`` (and ``storage_options`` for URLs)."""
+    unknown = sorted(set(options) - {"pattern", "missing", "validate", "storage_options"})
     if unknown:
         raise TypeError(f"filename patterns do not take the option(s) {unknown}; use pattern=, missing=, validate=")
+    storage_options = options.get("storage_options")
+    if not isinstance(path, Location) and is_remote(path):
+        path = location(str(path), storage_options)  # type: ignore[arg-type]
     return open_stack(
-        os.fspath(path),
+        path if isinstance(path, Location) else os.fspath(path),
         options.get("pattern"),  # type: ignore[arg-type]
         missing=str(options.get("missing", "error")),
         validate=bool(options.get("validate", False)),

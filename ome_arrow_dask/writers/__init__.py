@@ -47,4 +47,12 @@ def write(how: str, image: OMEArrow, out: str | os.PathLike[str] | None, **optio
         if exc.name != module_name:
             raise
         raise OmeArrowDaskError(f"export(how={how!r}) is not available in this version of ome-arrow-dask") from exc
-    return module.write(image, out, **options)
+    labels = options.pop("labels", None) if kind == "ome-zarr" else None
+    if labels is not None:  # NGFF label images beside the image (see ome_arrow_dask.labels), checked first
+        from ..labels import prepare_labels, write_labels
+
+        labels = prepare_labels(image, labels)
+    result = module.write(image, out, **options)
+    if labels is not None:
+        write_labels(os.fspath(out), image, labels, **options)
+    return result
