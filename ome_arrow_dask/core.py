@@ -33,7 +33,7 @@ from .selection import (
 )
 from .sources import open_source
 from .sources.base import ArraySource, MetaOverride, Source, input_paths_of
-from .xarray_interop import is_data_array, source_from_xarray
+from .xarray_interop import is_data_array, is_xarray, source_from_xarray
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -70,7 +70,7 @@ def _sorted_unique_indices(indices: Iterable[int] | None, size: int, axis: str) 
 
 def _array_source(data: Any, dim_order: str | None, chunks: Any) -> Source:
     """An in-memory / dask array, or an ``xarray.DataArray`` with its coordinates and attrs."""
-    if is_data_array(data):
+    if is_xarray(data):
         return source_from_xarray(data, chunks=chunks)
     return ArraySource(data, dim_order, chunks=chunks)
 
@@ -142,7 +142,7 @@ class OMEArrow:
             source = data
         elif is_record_dict(data):
             source = source_from_arrow(record_from_dict(data))
-        elif is_arrow_input(data) and not is_data_array(data):  # xarray >= 2025 exports Arrow too
+        elif is_arrow_input(data) and not is_xarray(data):  # xarray >= 2025 exports Arrow too
             source = source_from_arrow(data, dim_order=dim_order, row_index=row_index, chunks=chunks)
         else:
             source = _array_source(data, dim_order, chunks)
@@ -183,6 +183,11 @@ class OMEArrow:
 
         Unlike ome-arrow, a missing path fails here (``FileNotFoundError``), not at
         ``collect()``.
+
+        ``data`` may be a URL (``s3://``, ``gs://``, ``https://``) with
+        ``storage_options={...}`` (credentials, ``anon``, ``endpoint_url``, ``headers``;
+        see :mod:`ome_arrow_dask.storage`): OME-Zarr, OME-TIFF / TIFF, pattern folders
+        (``pattern=``) and OME-Arrow Parquet files are read remotely.
         """
         return cls(
             data,

@@ -1,8 +1,8 @@
 """Text, HTML and plots of a plan: ``explain()``, ``info()``, ``_repr_html_``, ``view()``.
 
-Everything here reads metadata only, except the HTML thumbnail, which is drawn only
-when the plane it shows costs at most :data:`THUMBNAIL_MAX_CHUNKS` chunk reads and
-:data:`THUMBNAIL_MAX_BYTES` decoded bytes.
+Everything here reads metadata only, except the HTML preview, which reads a bounded
+sample (:func:`ome_arrow_dask.preview.sample`: the smallest pyramid level, else at most
+32 MiB / 256 chunks of one plane) and says what it read.
 """
 
 from __future__ import annotations
@@ -21,9 +21,6 @@ from .selection import AxisIndex, format_index
 if TYPE_CHECKING:
     from .core import OMEArrow
 
-THUMBNAIL_MAX_CHUNKS = 4
-THUMBNAIL_MAX_BYTES = 16 * 2**20
-THUMBNAIL_SIZE = 128
 
 
 def format_bytes(n: int) -> str:
@@ -230,41 +227,93 @@ def _view_pyvista(  # noqa: PLR0913 - ome-arrow's view options
     return plotter
 
 
-def _thumbnail_png(plan: OMEArrow) -> str | None:
-    shape = plan.shape
-    t, c, z = (min(max(v, 0), n - 1) for v, n in zip(plan.tcz, shape[:3], strict=True))
-    plane = plan.slice_lazy(0, shape[4], 0, shape[3], t_indices=[t], c_indices=[c], z_indices=[z])
-    reads = plane.read_plan
-    if reads.chunks_read > THUMBNAIL_MAX_CHUNKS or reads.elements_read() * plan.dtype.itemsize > THUMBNAIL_MAX_BYTES:
-        return None
+def _thumbnail_png(plan: OMEArrow) -> tuple[str | None, str]:
+    """A colored composite of a bounded preview sample as base64 PNG, and what was read.
+
+    See :func:`ome_arrow_dask.preview.sample`: the smallest pyramid level when there is
+    one, else a strided sample of at most ``PREVIEW_MAX_BYTES`` (32 MiB) of chunks.
+    Channel colors come from the metadata, contrast from robust percentiles of the sample.
+    """
+    from .errors import OmeArrowDaskError
+    from .preview import PREVIEW_MAX_BYTES, channel_colors, composite, sample
+
+    try:
+        found = sample(plan, tcz=plan.tcz if any(plan.tcz) else None)  # default: t=0, the middle z
+    except (OmeArrowDaskError, OSError) as exc:
+        return None, f"preview not drawn: reading it failed: {exc}"
+    if found is None:
+        return None, f"preview not drawn: one chunk per channel exceeds the {format_bytes(PREVIEW_MAX_BYTES)} budget"
     import imagecodecs
 
-    step = max(1, -(-max(shape[3], shape[4]) // THUMBNAIL_SIZE))
-    pixels = plane.to_numpy()[0, 0, 0, ::step, ::step].astype(np.float64)
-    finite = pixels[np.isfinite(pixels)]
-    lo, hi = (float(np.percentile(finite, 1)), float(np.percentile(finite, 99.5))) if finite.size else (0.0, 1.0)
-    scaled = np.clip((pixels - lo) / ((hi - lo) or 1.0), 0, 1)
-    png = imagecodecs.png_encode((np.nan_to_num(scaled) * 255).astype(np.uint8))
-    return base64.b64encode(png).decode("ascii")
+    channels = tuple(plan.meta.channels[i] for i in found.channels)
+    rgb = composite(found.pixels, channel_colors(channels))
+    return base64.b64encode(imagecodecs.png_encode(rgb)).decode("ascii"), found.describe()
+
+
+def _swatch(rgb: tuple[int, int, int]) -> str:
+    color = "#{:02x}{:02x}{:02x}".format(*rgb)
+    style = f"display:inline-block;width:0.9em;height:0.9em;background:{color};border:1px solid #888"
+    return f"<span style='{style}'></span>"
+
+
+def _channel_table(plan: OMEArrow) -> str:
+    from .preview import channel_colors
+
+    channels = plan.meta.channels
+    colors = channel_colors(channels)
+    head = "<tr><th>c</th><th>name</th><th>color</th><th>emission µm</th><th>excitation µm</th></tr>"
+    rows = "".join(
+        f"<tr><td>{i}</td><td>{_html.escape(ch.name)}</td><td>{_swatch(rgb)}</td>"
+        f"<td>{'' if ch.emission_um is None else f'{ch.emission_um:g}'}</td>"
+        f"<td>{'' if ch.excitation_um is None else f'{ch.excitation_um:g}'}</td></tr>"
+        for i, (ch, rgb) in enumerate(zip(channels[:64], colors[:64], strict=True))
+    )
+    more = f"<tr><td colspan='5'>... {len(channels) - 64} more</td></tr>" if len(channels) > 64 else ""
+    return f"<table>{head}{rows}{more}</table>"
+
+
+def _chunk_diagram(plan: OMEArrow) -> str:
+    """The chunk diagram dask draws of the result (drawn from the chunk sizes alone)."""
+    try:
+        from dask.array.svg import svg
+
+        return svg(plan.chunks, size=120)
+    except (ImportError, ValueError, NotImplementedError):  # pragma: no cover - dask without svg / odd shapes
+        return ""
 
 
 def html(plan: OMEArrow) -> str:
-    """Jupyter summary table; a thumbnail of plane ``tcz`` only when it is cheap."""
+    """Jupyter summary: a colored preview (bounded reads, stated), metadata, channels, chunk diagram."""
     meta = plan.meta
+    size = meta.physical_size
+    spacing = ", ".join(
+        f"{ax}={getattr(size, ax):g} {getattr(size, f'{ax}_unit') or ''}".rstrip()
+        for ax in "zyx"
+        if getattr(size, ax) is not None
+    )
     rows = [
         ("shape (TCZYX)", str(meta.shape)),
         ("dtype", str(meta.dtype)),
         ("chunk shape", str(_chunk_shape(meta.chunks))),
         ("channels", ", ".join(meta.channel_names)),
+        ("pixel size", spacing or "unknown"),
         ("bytes", format_bytes(meta.nbytes)),
         ("source", plan.source.describe()),
         ("lazy", str(plan.is_lazy)),
     ]
     table = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{_html.escape(v)}</td></tr>" for k, v in rows)
-    png = _thumbnail_png(plan) if meta.nbytes else None
+    png, said = _thumbnail_png(plan) if meta.nbytes else (None, "preview not drawn: the image is empty")
     image = (
-        f"<img src='data:image/png;base64,{png}' title='t,c,z={plan.tcz}' style='image-rendering:pixelated'/>"
+        f"<img src='data:image/png;base64,{png}' alt='preview' "
+        "style='image-rendering:pixelated;min-width:192px;max-width:256px'/>"
         if png
-        else "<i>thumbnail skipped: the plane needs too many chunk reads</i>"
+        else ""
     )
-    return f"<div><b>OMEArrow</b><table>{table}</table>{image}</div>"
+    caption = f"<div style='font-size:smaller;max-width:256px'>{_html.escape(said)}</div>"
+    return (
+        f"<div><b>OMEArrow</b> {_html.escape(meta.name or '')}"
+        "<div style='display:flex;gap:1em;align-items:flex-start'>"
+        f"<div>{image}{caption}</div>"
+        f"<div><table>{table}</table>{_channel_table(plan)}</div>"
+        f"<div>{_chunk_diagram(plan)}</div></div></div>"
+    )

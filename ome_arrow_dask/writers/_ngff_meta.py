@@ -152,14 +152,37 @@ def _window(dtype: np.dtype) -> dict[str, float]:
     return {"min": low, "max": high, "start": low, "end": high}
 
 
-def omero(meta: ImageMeta) -> dict[str, Any]:
-    """NGFF ``omero`` rendering block: channel labels, hex colors, dtype-range windows."""
+def data_window(dtype: np.dtype, low: float, high: float) -> dict[str, float]:
+    """An ``omero`` window showing ``low..high`` (the data written) within the dtype range.
+
+    ``start`` / ``end`` are the display limits; ``min`` / ``max`` the slider range (the
+    dtype range for integers, widened to the data for floats). A flat channel gets
+    ``end = start + 1``.
+
+    >>> data_window(np.dtype("uint16"), 19679, 20425)
+    {'min': 0.0, 'max': 65535.0, 'start': 19679.0, 'end': 20425.0}
+    """
+    base = _window(dtype)
+    start, end = float(low), float(high)
+    if not end > start:
+        end = start + 1.0
+    return {"min": min(base["min"], start), "max": max(base["max"], end), "start": start, "end": end}
+
+
+def omero(meta: ImageMeta, windows: list[dict[str, float]] | None = None) -> dict[str, Any]:
+    """NGFF ``omero`` rendering block: channel labels, hex colors and windows.
+
+    ``windows`` (one per channel, see :func:`data_window`) come from the data written;
+    without them each window is the dtype range.
+    """
     n = len(meta.channels)
+    if windows is not None and len(windows) != n:
+        windows = None
     channels = [
         {
             "label": ch.name,
             "color": _color_hex(ch.color_rgba, i, n),
-            "window": _window(meta.dtype),
+            "window": windows[i] if windows is not None else _window(meta.dtype),
             "active": True,
             "coefficient": 1.0,
             "family": "linear",
@@ -187,9 +210,11 @@ def multiscales(meta: ImageMeta, paths: list[str], method: str, version: str) ->
     return entry
 
 
-def group_attributes(meta: ImageMeta, paths: list[str], method: str, version: str) -> dict[str, Any]:
+def group_attributes(
+    meta: ImageMeta, paths: list[str], method: str, version: str, windows: list[dict[str, float]] | None = None
+) -> dict[str, Any]:
     """The NGFF attributes of the image group (``ome`` key for 0.5, top-level for 0.4)."""
-    ngff = {"multiscales": [multiscales(meta, paths, method, version)], "omero": omero(meta)}
+    ngff = {"multiscales": [multiscales(meta, paths, method, version)], "omero": omero(meta, windows)}
     if version == "0.5":
         return {"ome": {"version": "0.5", **ngff}}
     return ngff
