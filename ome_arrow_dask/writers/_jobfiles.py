@@ -105,7 +105,14 @@ def atomic_write_text(path: str | os.PathLike[str], text: str, *, sync_dir: bool
 def image_input_paths(image: Any) -> tuple[str, ...]:
     """The files and folders ``image`` reads (empty for in-memory data), as absolute paths."""
     getter = getattr(image, "input_paths", None)
-    return tuple(os.path.abspath(p) for p in getter()) if callable(getter) else ()
+    if not callable(getter):
+        return ()
+    return tuple(p if _is_url(p) else os.path.abspath(p) for p in getter())
+
+
+def _is_url(path: str) -> bool:
+    """A remote input (``s3://...``, ``https://...``): fingerprinted by its source token, not on disk."""
+    return "://" in path
 
 
 def _file_id(path: str) -> tuple[int, int] | None:
@@ -226,6 +233,14 @@ def input_records(paths: Iterable[str], mode: str = "stat") -> dict[str, str]:
     check_verify_inputs(mode)
     records = {}
     for path in paths:
+        if _is_url(path):
+            if mode == "content":
+                raise OmeArrowDaskError(
+                    f"{path}: verify_inputs='content' hashes local files and this input is remote; remote inputs "
+                    "are checked by their ETag and size (part of the job fingerprint), so use verify_inputs='stat'"
+                )
+            records[path] = "remote: ETag and size in the source token"
+            continue
         digest = hashlib.blake2b(digest_size=20)
         for rel, full in _walk_files(path):
             _digest_file(digest, full, rel, mode)
@@ -452,10 +467,21 @@ class JobLock:
                 if owner is None or _owner_alive(owner):
                     raise self._refuse(owner) from None
                 stale = f"{self.path}.{self.job_id}.stale"
-                with contextlib.suppress(FileNotFoundError):
+                try:
                     os.rename(self.path, stale)  # only one successor wins the rename
-                    self.previous = owner
+                except FileNotFoundError:
+                    continue
+                fd = os.open(stale, os.O_RDONLY)
+                moved = self._read(fd)
+                os.close(fd)
+                if moved is not None and moved.get("job_id") != owner.get("job_id"):
+                    # another successor replaced the dead owner's file first: we moved its live lock aside
+                    with contextlib.suppress(OSError):
+                        os.link(stale, self.path)  # put it back (fails only if a third job created one)
                     os.remove(stale)
+                    raise self._refuse(moved) from None
+                self.previous = owner
+                os.remove(stale)
                 continue
             self._write(fd)
             self._fd = fd

@@ -51,7 +51,7 @@ from ..arrow_schema import (
     channel_dicts,
     record_from_meta,
 )
-from ..errors import InputChangedError, OmeArrowDaskError
+from ..errors import IncompleteOutputError, InputChangedError, OmeArrowDaskError
 from ..graph import run_graph
 from ..meta import ImageMeta, regular_chunks
 from ..sources.base import validate_before_write
@@ -290,7 +290,15 @@ def _prepare_parts(
     fingerprint = tokenize(*plan, digest)
     job_file = progress / "job.json"
     if resume and job_file.exists():
-        job = json.loads(job_file.read_text(encoding="utf-8"))
+        try:
+            job = json.loads(job_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as exc:  # ValueError covers bad JSON and non-UTF-8 bytes
+            job = exc
+        if not isinstance(job, dict):
+            raise IncompleteOutputError(
+                f"{job_file}: the record of the interrupted conversion is damaged, so its parts cannot be trusted; "
+                "run without --resume to start again"
+            ) from (job if isinstance(job, Exception) else None)
         if job.get("fingerprint") != fingerprint:
             check_recorded_inputs(out, job, inputs, verify_inputs)  # names the changed input files
             raise InputChangedError(

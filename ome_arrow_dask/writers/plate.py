@@ -43,8 +43,18 @@ from dask.base import tokenize
 
 from ..errors import InputChangedError, OmeArrowDaskError, OutputInUseError
 from ..plate import STATUS_KEY, column_name, parse_well_name, read_group_attrs, row_name
+from ..sources.base import validate_before_write
 from . import zarr as zarr_writer
-from ._jobfiles import JobLock, check_output_not_input, fsync_dir, image_input_paths, lock_path, progress_dir
+from ._jobfiles import (
+    JobLock,
+    check_output_not_input,
+    fsync_dir,
+    image_input_paths,
+    input_records,
+    lock_path,
+    progress_dir,
+    records_digest,
+)
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -122,9 +132,16 @@ def _well_attrs(n_fields: int, version: str) -> dict[str, Any]:
 
 
 def _fingerprint(
-    plan: dict[tuple[int, int], list[OMEArrow]], opts: zarr_writer.ZarrWriteOptions, name: str | None
+    plan: dict[tuple[int, int], list[OMEArrow]],
+    opts: zarr_writer.ZarrWriteOptions,
+    name: str | None,
+    inputs: tuple[str, ...] = (),
 ) -> str:
-    """Digest of every well's field images (source token and selection, shape, dtype) and the output parameters."""
+    """Digest of the field images (source token, selection, shape, dtype), the parameters and the input files.
+
+    The input files' records (``opts.verify_inputs``) are included, so a file changed in
+    place since a plate was started makes a resume refuse, as for single images.
+    """
     wells = {
         f"{row_name(r)}/{column_name(c)}": [
             [tokenize(img.source.token, img.selection), list(img.shape), str(img.dtype), img.meta.image_type]
@@ -135,7 +152,8 @@ def _fingerprint(
     params = asdict(opts)
     for key in ("overwrite", "resume", "verify", "progress"):
         params.pop(key)
-    doc = {"wells": wells, "options": params, "name": name, "layout": "plate-1"}
+    records = records_digest(input_records(sorted(set(inputs)), opts.verify_inputs), opts.verify_inputs)
+    doc = {"wells": wells, "options": params, "name": name, "layout": "plate-1", "inputs": records}
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
@@ -261,9 +279,12 @@ def write_plate(
     root = os.path.abspath(os.fspath(out))
     inputs = tuple(p for images in plan.values() for img in images for p in image_input_paths(img))
     check_output_not_input(root, inputs, job_paths=(progress_dir(root), lock_path(root)))
-    fingerprint = _fingerprint(plan, opts, name)
+    fingerprint = _fingerprint(plan, opts, name, inputs)
     field_opts = {**asdict(opts), "overwrite": False, "resume": True}
     with JobLock(root):
+        for images in plan.values():  # every field's headers, before overwrite deletes anything
+            for image in images:
+                validate_before_write(image.source)
         action = _prepare(root, fingerprint, opts)
         _clean_creating(root)
         if action == "done":
