@@ -402,7 +402,31 @@ class TensorView:
         return prefetched(views, _exporter(device, contiguous, mode), prefetch)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, layout={self.layout!r})"
+        return (
+            f"{type(self).__name__}(shape={self.shape}, dtype={self.dtype}, layout={self.layout!r}, "
+            f"nbytes={self.nbytes})"
+        )
+
+    def _repr_html_(self) -> str:
+        """A small table for Jupyter: shape per axis, dtype, bytes and where the pixels come from (no reads)."""
+        from html import escape
+
+        from .render import format_bytes
+
+        axes = "".join(f"<th>{escape(a)}</th>" for a in self.layout)
+        sizes = "".join(f"<td>{n}</td>" for n in self.shape)
+        source = escape(self._plan.source.describe()) if hasattr(self._plan.source, "describe") else ""
+        rows = [
+            ("dtype", escape(str(self.dtype))),
+            ("bytes", escape(format_bytes(self.nbytes))),
+            ("lazy", str(isinstance(self, LazyTensorView) and self._collected is None)),
+            ("source", source),
+        ]
+        body = "".join(f"<tr><th style='text-align:left'>{k}</th><td>{v}</td></tr>" for k, v in rows)
+        return (
+            f"<div><b>{type(self).__name__}</b> layout {escape(self.layout)}"
+            f"<table><tr>{axes}</tr><tr>{sizes}</tr></table><table>{body}</table></div>"
+        )
 
 
 def _exporter(device: str, contiguous: bool, mode: str) -> Any:

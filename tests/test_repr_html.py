@@ -167,3 +167,16 @@ def test_html_renders_in_headless_chromium(tmp_path) -> None:
     blue, green = _colour_fractions(rgb)
     assert blue > 0.005 and green > 0.005, "the browser shows the coloured thumbnail"
     assert (rgb.min(axis=2) > 240).mean() > 0.3  # and the white page with the tables around it
+
+
+def test_tensor_views_have_reprs_without_reading(tmp_path) -> None:
+    from ome_arrow_dask import LazyTensorView, TensorView
+
+    source = CountingSource(np.arange(2 * 3 * 4 * 5, dtype="u2").reshape(1, 2, 3, 4, 5))
+    view = OMEArrow(source).tensor_view(t=0, layout="CZYX")
+    text, html = repr(view), view._repr_html_()
+    assert source.total_reads == 0  # metadata only
+    assert "shape=(2, 3, 4, 5)" in text and "uint16" in text and "nbytes=240" in text
+    assert isinstance(view, (TensorView, LazyTensorView))
+    for cell in ("<th>C</th>", "<th>Z</th>", "<td>2</td>", "<td>5</td>", "uint16", "240 B"):
+        assert cell in html, cell
