@@ -19,6 +19,7 @@ from ome_arrow_dask.errors import (
     InconsistentInputError,
     InputChangedError,
     UnsafePathError,
+    UnsupportedSourceError,
 )
 from ome_arrow_dask.sources.patterns import PatternError
 from ome_arrow_dask.writers import plate as plate_writer
@@ -373,3 +374,112 @@ def test_bad_plate_metadata_is_refused(tmp_path):
     _edit_attrs(os.path.join(out, "A", "2", "zarr.json"), lambda ome: ome["well"].update(images="0"))
     with pytest.raises(CorruptInputError, match=r"well\.images must be a list"):
         open_plate(out)
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_plate_or_well_opened_as_one_image_names_a_field(tmp_path, capsys, version):
+    """A plate (or well) group opened as an image says what it is and which path opens a field.
+
+    Before: "zarr group without OME-NGFF 'multiscales'; open one of its arrays (['A', 'B'])",
+    but the rows of a plate are groups, not arrays, and the plate reader went unmentioned.
+    """
+    out = str(tmp_path / "p.ome.zarr")
+    write_plate({"B/3": np.zeros((1, 1, 4, 4), "u1")}, out, version=version)
+    plate_message = r"an OME-NGFF plate, not one image: .*p\.ome\.zarr/B/3/0.*open_plate"
+    with pytest.raises(UnsupportedSourceError, match=plate_message):
+        OMEArrow.scan(out)
+    with pytest.raises(UnsupportedSourceError, match=r"an OME-NGFF well, not one image: .*p\.ome\.zarr/B/3/0"):
+        OMEArrow.scan(os.path.join(out, "B", "3"))
+    assert main(["explain", out]) == 2
+    assert "ome-arrow-dask info" in capsys.readouterr().err
+    assert OMEArrow.scan(os.path.join(out, "B", "3", "0")).shape == (1, 1, 1, 4, 4)
+
+
+# ---------------------------------------------------------------------- real SIGKILLs, then --resume
+def _chunk_files(out: str) -> int:
+    """Chunk files written so far (metadata, temp files ``*.partial`` / ``*.tmp`` and resume records not counted)."""
+    count = 0
+    for _folder, dirs, files in os.walk(out):
+        dirs[:] = [d for d in dirs if not d.endswith(".progress")]
+        count += sum(
+            1
+            for f in files
+            if f not in ("zarr.json", ".zattrs", ".zgroup", ".zarray") and not f.endswith((".partial", ".tmp"))
+        )
+    return count
+
+
+def _run_until(cmd: list[str], out: str, target: int, timeout: float = 180.0) -> str:
+    """Run ``cmd`` as a process; SIGKILL it once ``target`` chunk files exist under ``out``."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + timeout
+    try:
+        while proc.poll() is None:
+            if _chunk_files(out) >= target:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                return "killed"
+            if time.monotonic() > deadline:
+                raise AssertionError(f"plate conversion did not reach {target} chunk files in {timeout} s")
+            time.sleep(0.003)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, proc.stderr.read().decode()
+    return "finished"
+
+
+@pytest.mark.slow
+def test_plate_conversion_sigkilled_three_times_then_resumed_is_byte_identical(tmp_path):
+    """A real ``convert --plate`` process SIGKILLed at three seeded points mid-write, then ``--resume``d.
+
+    The kill points are counts of chunk files on disk (drawn from the early, middle and late
+    thirds of the job), so each kill lands mid-write whatever the machine's speed. The resumed
+    plate must equal an uninterrupted conversion file for file and byte for byte. Nothing is
+    excluded from the comparison: the plate tree holds no timestamps or run ids (the lock file
+    ``<out>.lock`` and the per-field ``*.progress`` records live outside the compared data or
+    are removed when a field completes, which is asserted below).
+    """
+    import subprocess
+    import sys
+
+    ome_zarr_models = pytest.importorskip("ome_zarr_models")
+    folder = make_harmony(tmp_path / "harmony")  # 2x3 wells x 2 fields x 2 channels x 3 planes
+    options = ["--plate", "--pattern", HARMONY, "--levels", "2", "--chunks", "1,1,1,4,4", "--no-progress"]
+    clean, out = str(tmp_path / "clean.ome.zarr"), str(tmp_path / "run.ome.zarr")
+    cli = [sys.executable, "-m", "ome_arrow_dask.cli", "convert", folder]
+    subprocess.run([*cli, clean, *options], check=True, capture_output=True)
+    total = _chunk_files(clean)
+    assert total == 12 * (6 * 6 + 6 * 2)  # 12 fields x 6 planes x (2x3 level-0 + 1x2 level-1 chunks)
+
+    rng = np.random.default_rng(18)
+    targets = [int(rng.integers(lo * total // 10, hi * total // 10)) for lo, hi in ((1, 3), (4, 6), (7, 9))]
+    outcomes = []
+    for k, target in enumerate(targets):
+        outcomes.append(_run_until([*cli, out, *options, *(["--resume"] if k else [])], out, target))
+        assert 0 < _chunk_files(out) < total
+        with pytest.raises(IncompleteOutputError, match="resume"):
+            open_plate(out)
+    assert outcomes == ["killed"] * 3, outcomes
+    assert _run_until([*cli, out, *options, "--resume"], out, 10**9) == "finished"
+
+    got, want = tree_bytes(out), tree_bytes(clean)
+    assert sorted(got) == sorted(want)
+    assert got == want
+    leftovers = [p for p in os.listdir(tmp_path) if p.startswith("run.ome.zarr") and p != "run.ome.zarr"]
+    assert leftovers == []  # no .lock, .progress or .creating-* beside the plate
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert type(ome_zarr_models.open_ome_zarr(out)).__name__ == "HCS"
+        assert type(ome_zarr_models.open_ome_zarr(os.path.join(out, "B", "3"))).__name__ == "Well"
+        assert type(ome_zarr_models.open_ome_zarr(os.path.join(out, "B", "3", "1"))).__name__ == "Image"
+    plate = open_plate(out)
+    for name in plate.wells:
+        r, c = "AB".index(name[0]) + 1, int(name[2:])
+        for f in range(2):
+            np.testing.assert_array_equal(plate[name][f].to_numpy(), expected_field(r, c, f + 1))
