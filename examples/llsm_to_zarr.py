@@ -78,7 +78,12 @@ def check(raw: Path, out: Path, samples: int = 5) -> None:
 
 def run(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--gib", type=float, default=1.0, help="approximate input size in GiB (default 1)")
+    parser.add_argument(
+        "--gib",
+        type=float,
+        default=1.0,
+        help="approximate input size in GiB (default 1; at least one time point, 0.25 GiB)",
+    )
     parser.add_argument("--out", type=Path, default=Path("out/llsm"), help="working folder (default out/llsm)")
     again = parser.add_mutually_exclusive_group()
     again.add_argument("--resume", action="store_true", help="finish an interrupted conversion (only missing chunks)")

@@ -311,6 +311,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_explain(args: argparse.Namespace) -> int:
     """Print the plan of a selection."""
     image = _open(args.path, args)
+    if not (args.roi or args.t or args.c or args.z):  # no selection: the whole image, without a made-up step
+        print(image.explain())
+        return 0
     _, _, _, ny, nx = image.shape
     x, y, w, h = args.roi if args.roi else (0, 0, nx, ny)
     selected = image.slice_lazy(x, x + w, y, y + h, t_indices=args.t, c_indices=args.c, z_indices=args.z)
@@ -441,13 +444,21 @@ def _scheduler(name: str, workers: int | None, progress: bool) -> Iterator[bool]
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    """Convert ``src`` to ``dst`` (OME-Zarr or Parquet)."""
+    """Convert ``src`` to ``dst`` (OME-Zarr, OME-Arrow Parquet or OME-TIFF; an NGFF plate with ``--plate``)."""
     kind = _output_format(args.dst)
     if getattr(args, "plate", False):
         from .writers.plate import convert_plate_folder
 
         return convert_plate_folder(args)
-    image = _open(args.src, args)
+    try:
+        image = _open(args.src, args)
+    except OmeArrowDaskError as exc:
+        if args.level and re.search(r"\blevel \d+ out of range", str(exc)):  # --level meant as --levels?
+            raise type(exc)(
+                f"{exc}. --level {args.level} picks which pyramid level of the input to read; "
+                f"to write a pyramid of {args.level} levels use --levels {args.level}"
+            ) from exc
+        raise
     options = _writer_options(args, kind)
     if args.dry_run:
         return _dry_run(image, args, kind, options)
@@ -480,6 +491,9 @@ def resume_command(argv: Sequence[str]) -> str:
 def _interrupted_message(args: argparse.Namespace, argv: Sequence[str]) -> str:
     if args.command != "convert" or args.dry_run:
         return "interrupted"
+    out = args.dst.rstrip("/\\")
+    if not os.path.lexists(out) and not os.path.lexists(out + ".progress"):  # stopped while opening or planning
+        return f"interrupted before anything was written to {args.dst}; run the same command again"
     if args.dst.rstrip("/\\").lower().endswith((".tiff", ".tif")):  # OME-TIFF: no partial output, no resume
         return (
             f"interrupted: the conversion to {args.dst} did not finish; nothing was written there (an OME-TIFF "

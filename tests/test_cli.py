@@ -120,3 +120,17 @@ def test_convert_progress_and_compressor_options(tiff, tmp_path, capsys):
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), data)
     assert main(["convert", str(path), str(tmp_path / "x.ome.zarr"), "--clevel", "12"]) == 2
     assert "clevel must be 0..9" in capsys.readouterr().err
+
+
+def test_explain_without_a_selection_lists_no_step(tiff, capsys):
+    """``explain`` with no --t/--c/--z/--roi shows the whole image's plan, not a crop the user never asked for.
+
+    Before: "steps: 1. slice_lazy(x=0:50, y=0:40)" was printed for a plain ``explain path``.
+    """
+    path, _ = tiff
+    assert main(["explain", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert "slice_lazy" not in out and "steps:" not in out
+    assert "reads 6 of 6 chunks" in out
+    assert main(["explain", str(path), "--roi", "0,0,50,40"]) == 0  # an explicit full-size crop is still a step
+    assert "slice_lazy(x=0:50, y=0:40)" in capsys.readouterr().out

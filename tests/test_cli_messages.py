@@ -332,3 +332,44 @@ def test_llsm_example_keeps_its_output_and_resumes(tmp_path, monkeypatch, capsys
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), first)
     assert llsm.run([*argv, "--overwrite"]) == 0
     np.testing.assert_array_equal(OMEArrow.scan(out).to_numpy(), first)
+
+
+@pytest.mark.parametrize("fmt", ["tiff", "zarr"])
+def test_convert_level_out_of_range_points_to_levels(tiff, tmp_path, capsys, fmt):
+    """``convert a b.ome.zarr --level 3`` (meaning ``--levels 3``) says which flag writes a pyramid.
+
+    Before: only "level 3 out of range; scene has 1 levels", which reads like a problem of the input.
+    """
+    path, _ = tiff
+    if fmt == "zarr":
+        assert main(["convert", str(path), str(tmp_path / "in.ome.zarr")]) == 0
+        path = tmp_path / "in.ome.zarr"
+        capsys.readouterr()
+    out = tmp_path / "out.ome.zarr"
+    assert main(["convert", str(path), str(out), "--level", "3"]) == 2
+    err = _err(capsys)
+    assert "level 3 out of range" in err and "--levels 3" in err
+    assert not out.exists()
+    assert main(["info", str(path), "--level", "3"]) == 2  # info has no --levels: no hint there
+    assert "--levels" not in _err(capsys)
+
+
+@pytest.mark.parametrize("out", ["o.ome.zarr", "o.parquet"])
+def test_ctrl_c_before_anything_is_written_says_so(tiff, tmp_path, capsys, monkeypatch, out):
+    """Ctrl-C while the input is still being opened leaves no output: no "chunks already written" claim.
+
+    Before: "the chunks already written are kept and readers refuse the output" although
+    nothing existed at ``out`` (``info`` then said "no such file or directory").
+    """
+    path, _ = tiff
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(OMEArrow, "export", interrupted)
+    assert main(["convert", str(path), str(tmp_path / out)]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted before anything was written" in err and "already written" not in err
+    (tmp_path / f"{out}.progress").mkdir()  # the job had started writing: the --resume advice stays
+    assert main(["convert", str(path), str(tmp_path / out)]) == 130
+    assert "--resume" in capsys.readouterr().err

@@ -247,3 +247,18 @@ def test_patterns_cannot_leave_the_folder(text):
 def test_pattern_with_subfolder_is_refused():
     with pytest.raises(PatternError, match="folder separator"):
         P.compile_pattern("sub/x_{z}.tif")
+
+
+def test_no_match_shows_what_the_folder_holds():
+    """A pattern with a typo (``Z{z}`` for ``ZS{z}``) says which files the folder does hold.
+
+    Before: only "no files match 'E99_C{c}_Z{z}.tif'", with nothing to compare the pattern to.
+    """
+    names = [f"E99_C{c}_ZS{z:03d}.tif" for c in (111, 222) for z in range(3)]
+    expected = r"no files match 'E99_C\{c\}_Z\{z\}\.tif'; the folder holds 6 files, e\.g\. 'E99_C111_ZS000\.tif'"
+    with pytest.raises(PatternError, match=expected):
+        P.grid_for("E99_C{c}_Z{z}.tif", names)
+    with pytest.raises(PatternError, match=r"no files match 'E99_C333_\*\.tif'; the folder holds 6 files"):
+        P.grid_for("E99_C333_*.tif", names)
+    with pytest.raises(PatternError, match="the folder holds no files"):
+        P.grid_for("img_{z}.tif", [])

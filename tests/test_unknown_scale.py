@@ -99,3 +99,26 @@ def test_parquet_then_zarr_unknown_stays_unknown(tmp_path):
     OMEArrow(ARR).export(how="parquet", out=tmp_path / "a.ome.parquet")
     OMEArrow.scan(tmp_path / "a.ome.parquet").export("ome-zarr", out=tmp_path / "b.ome.zarr")
     assert OMEArrow.scan(tmp_path / "b.ome.zarr").meta.physical_size == UNKNOWN
+
+
+@pytest.mark.parametrize("version", ["0.5", "0.4"])
+def test_zarr_lower_levels_of_an_unknown_size_stay_unknown(tmp_path, version):
+    """Level k of an unknown size is written as scale 2**k without a unit; it reads as unknown too.
+
+    Before: level 0 read as unknown but level 1 as y=2.0, x=2.0 (no unit), although nothing
+    about the pixel size is known (the OME-TIFF written from the same image says None).
+    """
+    out = tmp_path / "u.ome.zarr"
+    OMEArrow(ARR).export("ome-zarr", out=out, levels=3, version=version)
+    for level in range(3):
+        assert OMEArrow.scan(out, level=level).meta.physical_size == UNKNOWN
+    known = PhysicalSize(z=2.0, y=0.5, x=0.5, z_unit="µm", y_unit="µm", x_unit="µm")
+    out_known = tmp_path / "k.ome.zarr"
+    _with(known).export("ome-zarr", out=out_known, levels=2, version=version)
+    assert OMEArrow.scan(out_known, level=1).meta.physical_size == PhysicalSize(
+        z=2.0, y=1.0, x=1.0, z_unit="µm", y_unit="µm", x_unit="µm"
+    )
+    unitless = PhysicalSize(z=3.0, y=0.5, x=0.5)  # level 0 at 0.5 without a unit: level 1 is 1.0, a size
+    out_unitless = tmp_path / "n.ome.zarr"
+    _with(unitless).export("ome-zarr", out=out_unitless, levels=2, version=version)
+    assert OMEArrow.scan(out_unitless, level=1).meta.physical_size == PhysicalSize(z=3.0, y=1.0, x=1.0)

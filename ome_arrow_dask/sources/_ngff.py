@@ -134,6 +134,8 @@ class NgffLevel:
     scale: tuple[float, ...] | None
     name: str | None
     n_levels: int
+    base_scale: tuple[float, ...] | None = None
+    """The scale of level 0 (when this is another level): 1.0 there without a unit means unknown."""
 
 
 def _axes(multiscale: dict[str, Any], ndim: int | None, where: str) -> tuple[tuple, tuple, tuple]:
@@ -209,6 +211,13 @@ def parse_multiscale(attrs: dict[str, Any], level: int, where: str) -> NgffLevel
         scale = [a * b for a, b in zip(scale, outer, strict=True)]
     if scale is not None and len(scale) != len(names):
         raise CorruptInputError(f"{where}: scale {scale} has {len(scale)} entries for {len(names)} axes")
+    base_scale = None
+    if level > 0 and isinstance(datasets[0], dict):
+        base_scale = _scale_of(datasets[0].get("coordinateTransformations"), where)
+        if base_scale is not None and outer is not None and len(outer) == len(base_scale):
+            base_scale = [a * b for a, b in zip(base_scale, outer, strict=True)]
+        if base_scale is not None and len(base_scale) != len(names):
+            base_scale = None
     return NgffLevel(
         path=check_dataset_path(dataset.get("path"), where),
         names=names,
@@ -217,6 +226,7 @@ def parse_multiscale(attrs: dict[str, Any], level: int, where: str) -> NgffLevel
         scale=tuple(scale) if scale is not None else None,
         name=ms.get("name") if isinstance(ms.get("name"), str) else None,
         n_levels=len(datasets),
+        base_scale=tuple(base_scale) if base_scale is not None else None,
     )
 
 
@@ -253,7 +263,8 @@ def physical_size(targets: tuple[str, ...], level: NgffLevel, where: str) -> Phy
     writes ``1.0`` (ours also leaves the unit out). By this package's convention a scale of
     exactly ``1.0`` on an axis **without a unit** means unknown and is read as ``None``;
     any other scale without a unit stays a size without a unit, and ``1.0`` with a unit
-    stays a known size.
+    stays a known size. A lower pyramid level of such an axis (scale 2.0, 4.0, ... without
+    a unit, level 0 at 1.0) is unknown too.
 
     >>> lvl = NgffLevel("0", ("z", "y", "x"), (None,) * 3, (None, None, "micrometer"), (1.0, 0.5, 1.0), None, 1)
     >>> ps = physical_size(("Z", "Y", "X"), lvl, "x.zarr")
@@ -270,7 +281,8 @@ def physical_size(targets: tuple[str, ...], level: NgffLevel, where: str) -> Phy
             value = level.scale[i]
             if not math.isfinite(value) or value <= 0:
                 raise CorruptInputError(f"{where}: scale {value} along {level.names[i]!r} must be finite and positive")
-            if value != 1.0 or unit is not None:  # 1.0 without a unit: unknown
+            base = level.base_scale[i] if level.base_scale is not None else value
+            if base != 1.0 or unit is not None:  # 1.0 without a unit (at level 0): unknown
                 values[key] = value
         if unit is not None:
             values[f"{key}_unit"] = unit

@@ -690,6 +690,20 @@ def _positions(pattern: Pattern, matched: list[tuple[str, dict[str, str]]]) -> t
     return sorted(axes, key=lambda a: GRID_AXES.index(a.axis)), positions
 
 
+def _no_match(text: str, names: Sequence[str]) -> str:
+    """The message for a pattern no file matches: what the folder holds instead.
+
+    >>> _no_match("E99_C{c}_Z{z}.tif", ["E99_C111_ZS000.tif", "a.tif", "b.tif", "c.tif"])
+    "no files match 'E99_C{c}_Z{z}.tif'; the folder holds 4 files, e.g. 'E99_C111_ZS000.tif', 'a.tif', 'b.tif'"
+    >>> _no_match("z{z}.tif", [])
+    "no files match 'z{z}.tif'; the folder holds no files"
+    """
+    if not names:
+        return f"no files match {text!r}; the folder holds no files"
+    shown = ", ".join(repr(n) for n in names[:3])
+    return f"no files match {text!r}; the folder holds {len(names)} files, e.g. {shown}"
+
+
 def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
     """Place the names ``pattern`` matches on a TCZYX grid; list duplicates as an error.
 
@@ -698,9 +712,10 @@ def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
     >>> g.shape, g.missing[:2], [n for _, n in g.files][:4]
     ((1, 1, 11, 1, 1), ((0, 0, 3, 0, 0), (0, 0, 4, 0, 0)), ['z0.tif', 'z1.tif', 'z2.tif', 'z10.tif'])
     """
-    matched = pattern.match(sorted(names))  # plain sort: deterministic; positions order the files
+    names = sorted(names)  # plain sort: deterministic; positions order the files
+    matched = pattern.match(names)
     if not matched:
-        raise PatternError(f"no files match {pattern.text!r}")
+        raise PatternError(_no_match(pattern.text, names))
     axes, positions = _positions(pattern, matched)
     shape = [1] * 5
     for amap in axes:
@@ -749,6 +764,6 @@ def grid_for(text: str, names: Iterable[str]) -> tuple[Pattern, FileGrid]:
     if not pattern.fields and pattern.syntax in ("glob", "regex"):
         matched = [name for name, _ in pattern.match(names)]
         if not matched:
-            raise PatternError(f"no files match {text!r}")
+            raise PatternError(_no_match(text, sorted(names)))
         pattern, names = infer_pattern(text, matched), matched
     return pattern, build_grid(pattern, names)

@@ -239,6 +239,33 @@ def _check_complete(root: str, node: Any) -> bool:
     return True
 
 
+def _hcs_hint(root: str, attrs: dict[str, Any]) -> str | None:
+    """The message for an NGFF plate or well group opened as one image, else ``None``.
+
+    >>> _hcs_hint("p.zarr", {"ome": {"plate": {"wells": [{"path": "B/3"}]}}})[:70]
+    'p.zarr: an OME-NGFF plate, not one image: open one field, e.g. p.zarr/'
+    >>> _hcs_hint("w.zarr", {"well": {"images": [{"path": "0"}]}})
+    'w.zarr: an OME-NGFF well, not one image: open one of its fields, e.g. w.zarr/0'
+    """
+    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    shown = root.rstrip("/")
+    for kind, items_key in (("plate", "wells"), ("well", "images")):
+        block = ome.get(kind, attrs.get(kind))
+        if not isinstance(block, dict):
+            continue
+        items = block.get(items_key)
+        first = items[0].get("path") if isinstance(items, list) and items and isinstance(items[0], dict) else None
+        if kind == "plate":
+            example = f"{shown}/{first}/0" if isinstance(first, str) else f"{shown}/<row>/<column>/<field>"
+            return (
+                f"{root}: an OME-NGFF plate, not one image: open one field, e.g. {example}, or the whole plate "
+                f"with open_plate({root!r}) (CLI: ome-arrow-dask info {root})"
+            )
+        example = f"{shown}/{first}" if isinstance(first, str) else f"{shown}/<field>"
+        return f"{root}: an OME-NGFF well, not one image: open one of its fields, e.g. {example}"
+    return None
+
+
 def _attrs_file(root: str, node: Any) -> str:
     """The file holding a group's attributes, for error messages."""
     v3 = getattr(getattr(node, "metadata", None), "zarr_format", 3) == 3
@@ -337,9 +364,12 @@ class ZarrSource(SourceBase):
         attrs_file = self._attrs_file = _attrs_file(self._root, node)
         attrs = _ngff.ngff_attrs(dict(node.attrs), attrs_file)
         if attrs is None:
+            hint = _hcs_hint(self._root, dict(node.attrs))
+            if hint:
+                raise UnsupportedSourceError(hint)
             members = sorted(node.keys())[:10]
             raise UnsupportedSourceError(
-                f"{self._root}: zarr group without OME-NGFF 'multiscales'; open one of its arrays ({members})"
+                f"{self._root}: zarr group without OME-NGFF 'multiscales'; open one of its members ({members})"
             )
         level = _ngff.parse_multiscale(attrs, self._level, attrs_file)
         if self._loc is None:
