@@ -492,13 +492,13 @@ def _interrupted_message(args: argparse.Namespace, argv: Sequence[str]) -> str:
     if args.command != "convert" or args.dry_run:
         return "interrupted"
     out = args.dst.rstrip("/\\")
-    if not os.path.lexists(out) and not os.path.lexists(out + ".progress"):  # stopped while opening or planning
-        return f"interrupted before anything was written to {args.dst}; run the same command again"
-    if args.dst.rstrip("/\\").lower().endswith((".tiff", ".tif")):  # OME-TIFF: no partial output, no resume
+    if out.lower().endswith((".tiff", ".tif")):  # OME-TIFF: no partial output, no resume
         return (
             f"interrupted: the conversion to {args.dst} did not finish; nothing was written there (an OME-TIFF "
             "is renamed into place only when complete). Run the same command again"
         )
+    if not os.path.lexists(out) and not os.path.lexists(out + ".progress"):  # stopped while opening or planning
+        return f"interrupted before anything was written to {args.dst}; run the same command again"
     return (
         f"interrupted: the conversion to {args.dst} did not finish; the chunks already written are kept and "
         f"readers refuse the output until it is complete. Finish it with:\n  {resume_command(argv)}"

@@ -373,3 +373,13 @@ def test_ctrl_c_before_anything_is_written_says_so(tiff, tmp_path, capsys, monke
     (tmp_path / f"{out}.progress").mkdir()  # the job had started writing: the --resume advice stays
     assert main(["convert", str(path), str(tmp_path / out)]) == 130
     assert "--resume" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("suffix", [".ome.zarr", ".ome.tiff"])
+def test_more_levels_than_the_image_can_halve_are_refused(tiff, tmp_path, capsys, suffix):
+    path, _ = tiff  # 16 x 20: 20 -> 10 -> 5 -> 3 -> 2 -> 1 gives 6 levels
+    out = tmp_path / f"o{suffix}"
+    assert main(["convert", str(path), str(out), "--levels", "7"]) == 2
+    assert "--levels must be at most 6 for a 16 x 20 image" in _err(capsys)
+    assert not out.exists()
+    assert main(["convert", str(path), str(out), "--levels", "6"]) == 0

@@ -62,7 +62,7 @@ from ..errors import OmeArrowDaskError
 from ..meta import ImageMeta
 from ..sources.base import validate_before_write
 from ._jobfiles import JobLock, check_output_not_input, commit, image_input_paths, lock_path, tmp_path
-from .zarr import downsample
+from .zarr import check_levels, downsample
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
@@ -247,6 +247,7 @@ class TiffPlan:
 
 def _level_shapes(shape: Shape5, levels: int) -> tuple[Shape5, ...]:
     t, c, z, y, x = shape
+    check_levels(levels, y, x)
     out = []
     for _ in range(levels):
         out.append((t, c, z, y, x))

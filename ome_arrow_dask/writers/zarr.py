@@ -240,6 +240,25 @@ class LevelLayout:
         return tuple(slice(i * u, min((i + 1) * u, s)) for i, u, s in zip(index, self.unit, self.shape, strict=True))
 
 
+def check_levels(levels: int, y: int, x: int) -> None:
+    """Refuse more pyramid levels than halving Y x X can make: the extra ones would all be 1 x 1.
+
+    >>> check_levels(3, 4, 4)
+    >>> check_levels(4, 4, 4)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ome_arrow_dask.errors.OmeArrowDaskError: levels must be at most 3 for a 4 x 4 image (level 2 is 1 x 1 ...), got 4
+    """
+    most, ly, lx = 1, y, x
+    while ly > 1 or lx > 1:
+        ly, lx, most = -(-ly // 2), -(-lx // 2), most + 1
+    if int(levels) > most:
+        raise OmeArrowDaskError(
+            f"levels must be at most {most} for a {y} x {x} image (level {most - 1} is 1 x 1 pixel already), "
+            f"got {levels}"
+        )
+
+
 def _level_shape(shape: Shape5, level: int) -> Shape5:
     t, c, z, y, x = shape
     for _ in range(level):
@@ -263,6 +282,7 @@ def level_layouts(shape: Shape5, opts: ZarrWriteOptions) -> list[LevelLayout]:
         for size_c, size_s in zip(wanted, opts.shards, strict=True):
             if size_s % size_c:
                 raise OmeArrowDaskError(f"shards {opts.shards} must be multiples of chunks {tuple(wanted)}")
+    check_levels(opts.levels, y, x)
     layouts = []
     for k in range(int(opts.levels)):
         lshape = _level_shape(shape, k)
