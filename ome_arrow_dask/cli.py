@@ -220,6 +220,18 @@ def build_parser() -> argparse.ArgumentParser:
 def _open(path: str, args: argparse.Namespace) -> Any:
     from .core import OMEArrow
 
+    options = _open_options(args)
+    try:
+        return OMEArrow.scan(path, **options)
+    except TypeError as exc:
+        if not options or "option" not in str(exc):
+            raise
+        flags = " ".join("--" + name.replace("_", "-") for name in options)
+        raise OmeArrowDaskError(f"{path}: cannot be opened with {flags}: {exc}") from exc
+
+
+def _open_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The ``OMEArrow.scan`` options the source flags ask for."""
     names = ("pattern", "level", "scene", "missing", "dims", "ome_xml")
     options: dict[str, Any] = {k: getattr(args, k) for k in names if getattr(args, k, None) is not None}
     options.update({k: True for k in ("validate", "follow_symlinks") if getattr(args, k, False)})
@@ -228,13 +240,21 @@ def _open(path: str, args: argparse.Namespace) -> Any:
         storage["anon"] = True
     if storage:
         options["storage_options"] = storage
+    return options
+
+
+def _levels_line(path: str, image: Any, args: argparse.Namespace) -> str | None:
+    """``levels: 3 (1024x1024, 512x512, 256x256)`` for a pyramid (metadata only), else None."""
+    from .preview import pyramid_path_levels
+
     try:
-        return OMEArrow.scan(path, **options)
-    except TypeError as exc:
-        if not options or "option" not in str(exc):
-            raise
-        flags = " ".join("--" + name.replace("_", "-") for name in options)
-        raise OmeArrowDaskError(f"{path}: cannot be opened with {flags}: {exc}") from exc
+        levels = pyramid_path_levels(path, first=image, **_open_options(args))
+    except (OmeArrowDaskError, OSError, TypeError):
+        return None
+    if len(levels) < 2:
+        return None
+    sizes = ", ".join(f"{lv.shape[3]}x{lv.shape[4]}" for lv in levels)
+    return f"levels:        {len(levels)} ({sizes}; open one with --level K)"
 
 
 _CLI_WORDING: list[tuple[re.Pattern[str], str]] = [
@@ -304,6 +324,9 @@ def cmd_info(args: argparse.Namespace) -> int:
     ]
     if meta.name:
         lines.insert(1, f"name:          {meta.name}")
+    levels = _levels_line(args.path, image, args)
+    if levels:
+        lines.append(levels)
     print("\n".join(lines))
     return 0
 

@@ -134,3 +134,16 @@ def test_explain_without_a_selection_lists_no_step(tiff, capsys):
     assert "reads 6 of 6 chunks" in out
     assert main(["explain", str(path), "--roi", "0,0,50,40"]) == 0  # an explicit full-size crop is still a step
     assert "slice_lazy(x=0:50, y=0:40)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["p.ome.zarr", "p.ome.tiff"])
+def test_info_lists_the_pyramid_levels(tmp_path, capsys, name):
+    how = "ome-tiff" if name.endswith("tiff") else "ome-zarr"
+    out = tmp_path / name
+    OMEArrow(np.zeros((64, 40), "u2")).export(how, out=str(out), levels=3)
+    assert main(["info", str(out)]) == 0
+    assert "levels:        3 (64x40, 32x20, 16x10; open one with --level K)" in capsys.readouterr().out
+    single = tmp_path / f"single-{name}"
+    OMEArrow(np.zeros((64, 40), "u2")).export(how, out=str(single))
+    assert main(["info", str(single)]) == 0
+    assert "levels:" not in capsys.readouterr().out
