@@ -398,7 +398,12 @@ def _writer_options(args: argparse.Namespace, kind: str) -> dict[str, Any]:
             raise OmeArrowDaskError("pass either --resume or --overwrite, not both")
         if os.path.exists(args.dst) and not (args.overwrite or args.resume):
             raise OmeArrowDaskError(f"{args.dst} exists: pass --overwrite to replace it (or --resume to finish it)")
-        return {"chunk_shape": args.chunks, "resume": args.resume, "verify_inputs": args.verify_inputs}
+        return {
+            "chunk_shape": args.chunks,
+            "resume": args.resume,
+            "verify_inputs": args.verify_inputs,
+            "overwrite": args.overwrite,
+        }
     if kind == "ome-tiff":
         return _tiff_options(args)
     return {

@@ -126,7 +126,10 @@ def test_a_half_written_part_is_redone(tmp_path, monkeypatch):
 def test_rewrite_replaces_a_dataset_and_leaves_no_temporaries(tmp_path):
     out = tmp_path / "d"
     OMEArrow(ARR).export(how="parquet", out=out)
-    OMEArrow(ARR[:1]).export(how="parquet", out=out)
+    with pytest.raises(OmeArrowDaskError, match=r"already exists: pass overwrite=True"):
+        OMEArrow(ARR[:1]).export(how="parquet", out=out)  # an existing output is never replaced unasked
+    assert OMEArrow.scan(out).shape == ARR.shape
+    OMEArrow(ARR[:1]).export(how="parquet", out=out, overwrite=True)
     assert OMEArrow.scan(out).shape == (1, *ARR.shape[1:])
     assert not list(tmp_path.rglob("*.tmp"))
 
@@ -140,7 +143,7 @@ def test_interrupted_write_is_incomplete(tmp_path, monkeypatch):
 
     monkeypatch.setattr(writer, "_write_manifest", boom)
     with pytest.raises(RuntimeError, match="killed"):
-        OMEArrow(ARR).export(how="parquet", out=out)
+        OMEArrow(ARR).export(how="parquet", out=out, overwrite=True)
     with pytest.raises(IncompleteOutputError):
         OMEArrow.scan(out)
 
@@ -214,3 +217,18 @@ def test_selection_is_written(tmp_path):
 def test_bad_options(tmp_path, options, error):
     with pytest.raises(error):
         OMEArrow(ARR).export(how="parquet", out=tmp_path / "x", **options)
+
+
+def test_struct_file_is_not_replaced_unasked(tmp_path):
+    out = tmp_path / "one.parquet"
+    OMEArrow(ARR).export(how="parquet", out=out, layout="struct")
+    before = out.read_bytes()
+    with pytest.raises(OmeArrowDaskError, match=r"already exists: pass overwrite=True"):
+        OMEArrow(ARR[:1]).export(how="parquet", out=out, layout="struct")
+    assert out.read_bytes() == before
+    OMEArrow(ARR[:1]).export(how="parquet", out=out, layout="struct", overwrite=True)
+    assert OMEArrow.scan(out).shape == (1, *ARR.shape[1:])
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    OMEArrow(ARR).export(how="parquet", out=empty)  # an empty folder is not an output to protect
+    assert OMEArrow.scan(empty).shape == ARR.shape

@@ -667,7 +667,8 @@ def write(
         dataset: ``image_id``, ``resume`` (finish an interrupted write of the same plan and
         options), ``verify_inputs`` (how a resume checks the input files: ``"stat"``, the
         default, or ``"content"``), ``progress``; struct: ``payload`` ("bytes", "list", "planes"),
-        ``chunk_compression`` (None, "zstd", "lz4"), ``column_name`` (default "ome_arrow").
+        ``chunk_compression`` (None, "zstd", "lz4"), ``column_name`` (default "ome_arrow");
+        both: ``overwrite`` (replace an existing output; without it an existing ``out`` is refused).
 
     Raises
     ------
@@ -679,6 +680,7 @@ def write(
         With ``resume=True``, when an input file changed since the interrupted run started.
     """
     path = Path(os.fspath(out))
+    overwrite = bool(options.pop("overwrite", False))
     if layout == "dataset":
         allowed = {"chunk_shape", "compression", "image_id", "resume", "progress", "verify_inputs"}
         func = write_dataset
@@ -695,5 +697,13 @@ def write(
     check_output_not_input(path, image_input_paths(image), job_paths=(progress_dir(path), lock_path(path)))
     validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
     with JobLock(path):  # a second job on this output is refused before it deletes or writes anything
+        if layout == "dataset":
+            _check_dir(path)  # a folder of someone else's files is refused, overwrite or not
+        occupied = any(path.iterdir()) if path.is_dir() else os.path.lexists(path)  # an empty folder is free
+        if occupied and not overwrite and not options.get("resume"):
+            raise OmeArrowDaskError(
+                f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it"
+                + (" or resume=True (CLI --resume) to finish it" if layout == "dataset" else "")
+            )
         func(image, path, **options)
     return out
