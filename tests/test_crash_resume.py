@@ -63,7 +63,11 @@ def _attrs(out: Path) -> dict:
 
 
 def _recorded(progress: Path) -> int:
-    return sum(1 for _ in progress.glob("*/*.done")) if progress.exists() else 0
+    """Done-markers so far; 0 once the writer has removed the folder (it may vanish mid-listing)."""
+    try:
+        return sum(1 for _ in progress.glob("*/*.done"))
+    except FileNotFoundError:
+        return 0
 
 
 def _convert_until(cmd: list[str], progress: Path, target: int, timeout: float = 120.0, count=None) -> str:
