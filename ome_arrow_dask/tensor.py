@@ -415,7 +415,7 @@ class TensorView:
 
         axes = "".join(f"<th>{escape(a)}</th>" for a in self.layout)
         sizes = "".join(f"<td>{n}</td>" for n in self.shape)
-        source = escape(self._plan.source.describe()) if hasattr(self._plan.source, "describe") else ""
+        source = escape(self._plan.source.describe())
         rows = [
             ("dtype", escape(str(self.dtype))),
             ("bytes", escape(format_bytes(self.nbytes))),

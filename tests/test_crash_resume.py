@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -23,6 +22,7 @@ import numpy as np
 import pytest
 import tifffile
 import zarr
+from killing import run_until_killed
 
 from ome_arrow_dask import OMEArrow
 from ome_arrow_dask.cli import main
@@ -73,23 +73,7 @@ def _recorded(progress: Path) -> int:
 def _convert_until(cmd: list[str], progress: Path, target: int, timeout: float = 120.0, count=None) -> str:
     """Run ``cmd``; SIGKILL it once ``target`` units are recorded. Return how it ended."""
     count = count or _recorded
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None:
-            if count(progress) >= target:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return "killed"
-            if time.monotonic() > deadline:
-                raise AssertionError(f"conversion did not reach {target} units in {timeout} s")
-            time.sleep(0.002)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, proc.stderr.read().decode()
-    return "finished"
+    return run_until_killed(cmd, lambda: count(progress), target, timeout)
 
 
 @pytest.mark.slow

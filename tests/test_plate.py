@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 import pytest
 import tifffile
+from killing import run_until_killed
 
 from ome_arrow_dask import OMEArrow, open_plate, write_plate
 from ome_arrow_dask.cli import main
@@ -411,27 +412,7 @@ def _chunk_files(out: str) -> int:
 
 def _run_until(cmd: list[str], out: str, target: int, timeout: float = 180.0) -> str:
     """Run ``cmd`` as a process; SIGKILL it once ``target`` chunk files exist under ``out``."""
-    import signal
-    import subprocess
-    import time
-
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + timeout
-    try:
-        while proc.poll() is None:
-            if _chunk_files(out) >= target:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
-                return "killed"
-            if time.monotonic() > deadline:
-                raise AssertionError(f"plate conversion did not reach {target} chunk files in {timeout} s")
-            time.sleep(0.003)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    assert proc.returncode == 0, proc.stderr.read().decode()
-    return "finished"
+    return run_until_killed(cmd, lambda: _chunk_files(out), target, timeout)
 
 
 @pytest.mark.slow

@@ -180,3 +180,12 @@ def test_tensor_views_have_reprs_without_reading(tmp_path) -> None:
     assert isinstance(view, (TensorView, LazyTensorView))
     for cell in ("<th>C</th>", "<th>Z</th>", "<td>2</td>", "<td>5</td>", "uint16", "240 B"):
         assert cell in html, cell
+
+
+def test_chunk_diagram_of_a_zero_length_axis_is_left_out() -> None:
+    from types import SimpleNamespace
+
+    from ome_arrow_dask.render import _chunk_diagram
+
+    assert _chunk_diagram(SimpleNamespace(chunks=((0,), (1,), (1,), (4,), (4,)))) == ""
+    assert _chunk_diagram(SimpleNamespace(chunks=((1,), (2,), (1,), (4,), (4,)))).startswith("<svg")
