@@ -32,8 +32,8 @@ from dask.utils import parse_bytes
 
 from .errors import OmeArrowDaskError
 from .meta import ImageMeta
-from .render import format_bytes
 from .sources.base import ChunkCoords, Source
+from .units import format_bytes
 
 if TYPE_CHECKING:
     from .core import OMEArrow

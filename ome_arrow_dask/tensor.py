@@ -411,7 +411,7 @@ class TensorView:
         """A small table for Jupyter: shape per axis, dtype, bytes and where the pixels come from (no reads)."""
         from html import escape
 
-        from .render import format_bytes
+        from .units import format_bytes
 
         axes = "".join(f"<th>{escape(a)}</th>" for a in self.layout)
         sizes = "".join(f"<td>{n}</td>" for n in self.shape)

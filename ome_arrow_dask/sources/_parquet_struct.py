@@ -44,8 +44,8 @@ from ..errors import CorruptInputError, OmeArrowDaskError
 from ..limits import check_chunk_grid, check_declared_bytes
 from ..lowering import ReadPlan
 from ..meta import ImageMeta, check_dtype
-from ..render import format_bytes
 from ..sources.base import ChunkCoords, SourceBase, chunk_slices
+from ..units import format_bytes
 from ._parquet_common import (
     DATA_ERRORS,
     Fingerprint,
