@@ -18,20 +18,23 @@ Semantics
   ``dask.distributed`` each worker unpickles its own copy per computation, so the cache
   only saves re-reads within that computation.
 - The token is the wrapped source's: same pixels, same dask keys. Sources with partial
-  reads (``read_region``) are read whole chunk at a time once cached.
+  reads (``read_region``) or box reads (``read_chunk_box``) are read whole chunk at a
+  time once cached, and an in-memory array is read through the cache too: the cache
+  hides those abilities (:attr:`CachedSource.hidden_abilities`) and forwards every other
+  one (``explain()`` lines, input paths and validation, pyramid level).
 """
 
 from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 from dask.utils import parse_bytes
 
 from .errors import OmeArrowDaskError
-from .meta import ImageMeta
+from .sources.abilities import SourceWrapper, SupportsArray, SupportsReadChunkBox, SupportsReadRegion
 from .sources.base import ChunkCoords, Source
 from .units import format_bytes
 
@@ -78,7 +81,7 @@ def _read_only(block: np.ndarray) -> np.ndarray:
     return view
 
 
-class CachedSource:
+class CachedSource(SourceWrapper):
     """A source that keeps the most recently read chunks of another source in memory.
 
     Parameters
@@ -89,10 +92,13 @@ class CachedSource:
         Bound on the cached decoded bytes: an int or a string such as ``"2GiB"``.
     """
 
+    hidden_abilities = frozenset({SupportsReadRegion, SupportsReadChunkBox, SupportsArray})
+    """Reads that would bypass the cache: every read is a whole chunk, served from memory when cached."""
+
     def __init__(self, inner: Source, max_bytes: int | str = "2GiB") -> None:
         if isinstance(inner, CachedSource):
             inner = inner.inner
-        self.inner = inner
+        super().__init__(inner)
         self.max_bytes = parse_max_bytes(max_bytes)
         self._lock = threading.Lock()
         self._chunks: OrderedDict[ChunkCoords, np.ndarray] = OrderedDict()
@@ -100,38 +106,22 @@ class CachedSource:
         self._hits = 0
         self._misses = 0
 
-    @property
-    def meta(self) -> ImageMeta:
-        """The wrapped source's metadata (caching changes no pixel)."""
-        return self.inner.meta
-
-    @property
-    def token(self) -> str:
-        """The wrapped source's token: same pixels, same dask keys."""
-        return self.inner.token
-
-    def input_paths(self) -> tuple[str, ...]:
-        """The wrapped source's input files."""
-        from .sources.base import input_paths_of
-
-        return input_paths_of(self.inner)
-
     def describe(self) -> str:
         """The wrapped source's description plus the cache bound."""
         return f"{self.inner.describe()} (LRU chunk cache, max {format_bytes(self.max_bytes)})"
 
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Return the chunk from the cache, or read it from the wrapped source and keep it."""
-        key = tuple(int(k) for k in chunk_coords)
+        key = cast("ChunkCoords", tuple(int(k) for k in chunk_coords))
         with self._lock:
-            cached = self._chunks.get(key)  # type: ignore[call-overload]
+            cached = self._chunks.get(key)
             if cached is not None:
-                self._chunks.move_to_end(key)  # type: ignore[arg-type]
+                self._chunks.move_to_end(key)
                 self._hits += 1
                 return cached
             self._misses += 1
         block = _read_only(np.asarray(self.inner.read_chunk(chunk_coords)))
-        self._store(key, block)  # type: ignore[arg-type]
+        self._store(key, block)
         return block
 
     def _store(self, key: ChunkCoords, block: np.ndarray) -> None:
@@ -179,4 +169,4 @@ def with_cache(plan: OMEArrow, max_bytes: int | str = "2GiB") -> OMEArrow:
     """
     source = CachedSource(plan.source, max_bytes)
     step = f"with_cache(max_bytes={format_bytes(source.max_bytes)})"
-    return type(plan)._from_plan(source, plan.selection, (*plan._steps, step), plan.tcz)
+    return plan.with_source(source, step)

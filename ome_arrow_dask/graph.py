@@ -7,7 +7,7 @@ workers once, not once per task. Task names are deterministic (``tokenize``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import dask.array as da
 import numpy as np
@@ -17,7 +17,13 @@ from dask.highlevelgraph import HighLevelGraph
 from .errors import CorruptInputError
 from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
 from .selection import Selection
-from .sources.base import ArraySource, ChunkCoords, MetaOverride, Source, chunk_slices
+from .sources.abilities import (
+    SourceWrapper,
+    SupportsArray,
+    SupportsReadChunkBox,
+    SupportsReadRegion,
+)
+from .sources.base import ChunkCoords, Source, chunk_slices
 
 __all__ = [
     "active_client",
@@ -48,14 +54,13 @@ def _selected_shape(chunk_shape: tuple[int, ...], selection: tuple[ChunkSelectio
 def read_block(source: Source, chunk_coords: ChunkCoords, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
     """Read one source chunk, check it matches the grid, and keep ``selection`` of it.
 
-    Sources with a ``read_region(chunk_coords, selection)`` method (e.g. TIFF stacks,
-    which decode only the pages a selection touches) return the selected part directly.
+    Sources with :class:`~ome_arrow_dask.sources.abilities.SupportsReadRegion` (e.g. TIFF
+    stacks, which decode only the pages a selection touches) return the selected part directly.
     """
     meta = source.meta
-    read_region = getattr(source, "read_region", None)
-    if read_region is not None:
+    if isinstance(source, SupportsReadRegion):
         chunk_shape = tuple(s.stop - s.start for s in chunk_slices(meta, chunk_coords))
-        block = read_region(chunk_coords, selection)
+        block = source.read_region(chunk_coords, selection)
         expected = _selected_shape(chunk_shape, selection)
         if block.shape != expected or block.dtype != meta.dtype:
             raise CorruptInputError(
@@ -97,17 +102,12 @@ def select_dask(array: da.Array, selection: Selection, out_chunks: tuple[tuple[i
     return out.rechunk(out_chunks)
 
 
-def pixel_source(source: Source) -> Source:
-    """The source that reads the pixels: ``MetaOverride`` wrappers only change descriptors."""
-    while isinstance(source, MetaOverride):
-        source = source.inner
-    return source
-
-
 def dask_backing(source: Source) -> da.Array | None:
-    """The lazy dask array behind an :class:`ArraySource` (numpy chunks), else None."""
-    source = pixel_source(source)
-    array = source.array if isinstance(source, ArraySource) else None
+    """The lazy dask array (numpy chunks) behind a source with :class:`SupportsArray`, else None.
+
+    Wrappers that only change descriptors forward the array; the chunk cache hides it.
+    """
+    array = source.array if isinstance(source, SupportsArray) else None
     if isinstance(array, da.Array) and isinstance(array._meta, np.ndarray):
         return array
     return None
@@ -124,7 +124,7 @@ def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome
     token = tokenize(source.token, selection)
     name = f"{name_prefix}-{token}"
     source_key = f"ome-arrow-source-{token}"
-    graph: dict[object, object] = {source_key: source}
+    graph: dict[Any, Any] = {source_key: source}
     for out_block, chunk_coords, chunk_selection in plan.block_tuples():
         graph[(name, *out_block)] = (read_block, source_key, chunk_coords, chunk_selection)
     hlg = HighLevelGraph.from_collections(name, graph, dependencies=())
@@ -173,34 +173,35 @@ def read_into_memory(source: Source, selection: Selection) -> np.ndarray | None:
     return out
 
 
-class _BoxedSource:
+class _BoxedSource(SourceWrapper):
     """Serve ``read_chunk`` from one ``read_chunk_box`` call over every chunk a plan touches.
 
-    Used when the source has ``read_chunk_box`` (zarr: one call, chunks fetched and
-    decoded concurrently) and the touched chunks form a box (a crop, not scattered lists).
+    Used when the source has :class:`SupportsReadChunkBox` (zarr: one call, chunks fetched
+    and decoded concurrently) and the touched chunks form a box (a crop, not scattered lists).
+    Hides the reads that would bypass the box; forwards every other ability.
     """
 
-    def __init__(self, source: Source, first: tuple[int, ...], box: np.ndarray) -> None:
-        self.meta = source.meta
-        self._source = source
+    hidden_abilities = frozenset({SupportsReadRegion, SupportsReadChunkBox, SupportsArray})
+
+    def __init__(self, source: Source, first: ChunkCoords, box: np.ndarray) -> None:
+        super().__init__(source)
         self._origin = tuple(s.start for s in chunk_slices(source.meta, first))
         self._box = box
 
     @classmethod
     def wrap(cls, source: Source, plan: ReadPlan) -> Source:
-        box_reader = getattr(pixel_source(source), "read_chunk_box", None)
+        """``source`` reading the plan's chunks from one box read, or ``source`` itself when that does not apply."""
         touched = plan.touched
-        if box_reader is None or plan.chunks_read < 2:
+        if not isinstance(source, SupportsReadChunkBox) or plan.chunks_read < 2:
             return source
         if any(t != tuple(range(t[0], t[-1] + 1)) for t in touched):
             return source
-        first = tuple(t[0] for t in touched)
-        return cls(source, first, box_reader(first, tuple(t[-1] + 1 for t in touched)))  # type: ignore[return-value]
-
-    def describe(self) -> str:
-        return self._source.describe()
+        first = cast("ChunkCoords", tuple(t[0] for t in touched))
+        box = source.read_chunk_box(first, cast("ChunkCoords", tuple(t[-1] + 1 for t in touched)))
+        return cls(source, first, box)
 
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
+        """The chunk's part of the box read."""
         region = chunk_slices(self.meta, chunk_coords)
         return self._box[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, self._origin, strict=True))]
 

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import SelectionError
 from .meta import AXES
 from .selection import AxisIndex, format_index
+from .sources.abilities import SupportsExplainReads
 from .units import format_bytes
 
 if TYPE_CHECKING:
@@ -53,17 +54,16 @@ def explain(plan: OMEArrow) -> str:
         f"    shape {source_meta.shape} {source_meta.dtype}, chunk shape {_chunk_shape(source_meta.chunks)}, "
         f"{reads.chunks_total} chunks",
     ]
-    if plan._steps:
+    if plan.steps:
         lines.append("  steps:")
-        lines.extend(f"    {i}. {step}" for i, step in enumerate(plan._steps, 1))
+        lines.extend(f"    {i}. {step}" for i, step in enumerate(plan.steps, 1))
     lines += [
         f"  selection (source coordinates): {selection}",
         f"  result: shape {plan.shape} {plan.dtype}, {format_bytes(plan.nbytes)}, {reads.num_blocks} blocks",
         f"  reads {reads.chunks_read} of {reads.chunks_total} chunks ({format_bytes(bytes_read)})",
     ]
-    extra = getattr(plan.source, "explain_reads", None)
-    if extra is not None:
-        lines.extend(f"  {line}" for line in extra(reads))
+    if isinstance(plan.source, SupportsExplainReads):
+        lines.extend(f"  {line}" for line in plan.source.explain_reads(reads))
     return "\n".join(lines)
 
 

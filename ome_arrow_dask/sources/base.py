@@ -13,10 +13,8 @@ import numpy as np
 from dask.base import tokenize
 
 from ..errors import DimOrderError, OmeArrowDaskError
-from ..lowering import ChunkSelection, take_orthogonal
-from ..meta import AXES, ImageMeta, check_dtype
-
-ChunkCoords = tuple[int, int, int, int, int]
+from ..meta import AXES, ChunkCoords, ImageMeta, check_dtype
+from .abilities import SourceWrapper, SupportsInputPaths, SupportsValidateInputs, unwrap
 
 
 @runtime_checkable
@@ -271,7 +269,7 @@ def _rebuild_array_source(
     array: object, meta: ImageMeta, order: str, token: str, input_paths: tuple[str, ...] = ()
 ) -> ArraySource:
     source = ArraySource.__new__(ArraySource)
-    source._token = token
+    source.__dict__["_token"] = token  # what the ``token`` property caches
     source._input_paths = input_paths
     source._array = array
     source._meta = meta
@@ -280,13 +278,18 @@ def _rebuild_array_source(
     return source
 
 
-class MetaOverride:
-    """A source that reports other descriptors (name, image type, ...) for the same pixels."""
+class MetaOverride(SourceWrapper):
+    """A source that reports other descriptors (name, image type, ...) for the same pixels.
+
+    Every optional ability of the wrapped source (partial reads, ``explain()`` lines,
+    input validation, the array pass-through, ...) is forwarded (see
+    :class:`~ome_arrow_dask.sources.abilities.SourceWrapper`).
+    """
 
     def __init__(self, inner: Source, meta: ImageMeta) -> None:
         if (meta.shape, meta.dtype, meta.chunks) != (inner.meta.shape, inner.meta.dtype, inner.meta.chunks):
             raise OmeArrowDaskError("MetaOverride may change descriptors only, not shape, dtype or chunks")
-        self.inner = inner
+        super().__init__(inner)
         self._meta = meta
 
     @property
@@ -299,43 +302,20 @@ class MetaOverride:
         """The inner token combined with the new metadata."""
         return tokenize(self.inner.token, self._meta)
 
-    def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
-        """Delegate to the wrapped source."""
-        return self.inner.read_chunk(chunk_coords)
-
-    def read_region(self, chunk_coords: ChunkCoords, selection: tuple[ChunkSelection, ...]) -> np.ndarray:
-        """Forward partial reads to sources that support them (e.g. TIFF stacks' pages)."""
-        region = getattr(self.inner, "read_region", None)
-        if region is None:
-            return take_orthogonal(self.inner.read_chunk(chunk_coords), selection)
-        return region(chunk_coords, selection)
-
-    def describe(self) -> str:
-        """The wrapped source's description."""
-        return self.inner.describe()
-
-    def input_paths(self) -> tuple[str, ...]:
-        """The wrapped source's input files."""
-        return input_paths_of(self.inner)
-
 
 def input_paths_of(source: object) -> tuple[str, ...]:
     """The files and folders ``source`` reads (``source.input_paths()``; empty when it has none)."""
-    getter = getattr(source, "input_paths", None)
-    return tuple(getter()) if callable(getter) else ()
+    return tuple(source.input_paths()) if isinstance(source, SupportsInputPaths) else ()
 
 
 def validate_before_write(source: object) -> None:
     """Run ``source.validate_inputs()`` (e.g. every header of a pattern stack) before a writer creates output.
 
-    Wrappers (:class:`MetaOverride`, :class:`~ome_arrow_dask.cache.CachedSource`, anything
-    with an ``inner`` source) are looked through; sources without the hook are not checked.
-    Errors from the hook propagate, so a job fails before any output exists.
+    Wrappers forward the hook (:class:`~ome_arrow_dask.sources.abilities.SourceWrapper`);
+    other objects with an ``inner`` source are looked through. Sources without the hook
+    are not checked. Errors from the hook propagate, so a job fails before any output exists.
     """
-    seen = 0
-    while source is not None and seen < 32:  # bounded: a wrapper cycle must not hang a write
-        hook = getattr(source, "validate_inputs", None)
-        if callable(hook):
-            hook()
+    for layer in unwrap(source):  # bounded: a wrapper cycle must not hang a write
+        if isinstance(layer, SupportsValidateInputs):
+            layer.validate_inputs()
             return
-        source, seen = getattr(source, "inner", None), seen + 1
