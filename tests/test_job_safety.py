@@ -36,10 +36,10 @@ from ome_arrow_dask.errors import (
     OutputIsInputError,
     UnsafePathError,
 )
-from ome_arrow_dask.writers import _jobfiles
+from ome_arrow_dask.jobs import JobLock, check_output_not_input, input_records, lock_path
+from ome_arrow_dask.jobs import lock as _jobfiles
 from ome_arrow_dask.writers import parquet as parquet_writer
 from ome_arrow_dask.writers import zarr as zarr_writer
-from ome_arrow_dask.writers._jobfiles import JobLock, check_output_not_input, input_records, lock_path
 from ome_arrow_dask.writers.zarr import read_status
 
 PATTERN = "img_t{t}_c{c}.tif"

@@ -64,7 +64,7 @@ def test_parquet_resume_with_a_damaged_job_record_names_the_file(tmp_path, text)
 
 def test_remote_inputs_are_not_fingerprinted_as_missing_local_files():
     from ome_arrow_dask.errors import OmeArrowDaskError
-    from ome_arrow_dask.writers._jobfiles import image_input_paths, input_records
+    from ome_arrow_dask.jobs import image_input_paths, input_records
 
     class Remote:
         def input_paths(self):
@@ -81,8 +81,8 @@ def test_lock_fallback_two_successors_of_a_dead_owner_never_both_win(tmp_path, m
     import json
 
     from ome_arrow_dask.errors import OutputInUseError
-    from ome_arrow_dask.writers import _jobfiles
-    from ome_arrow_dask.writers._jobfiles import JobLock, lock_path
+    from ome_arrow_dask.jobs import JobLock, lock_path
+    from ome_arrow_dask.jobs import lock as _jobfiles
 
     out = tmp_path / "o.ome.zarr"
     lock_path(out).write_text(json.dumps({"pid": 2**22 + 7, "host": "gone", "job_id": "dead"}))

@@ -20,10 +20,10 @@ import tifffile
 from ome_arrow_dask import OMEArrow
 from ome_arrow_dask.cli import main
 from ome_arrow_dask.errors import OmeArrowDaskError, OutputInUseError, OutputIsInputError
+from ome_arrow_dask.jobs import JobLock
 from ome_arrow_dask.meta import Channel, ImageMeta, PhysicalSize, regular_chunks
 from ome_arrow_dask.sources.base import ArraySource
 from ome_arrow_dask.writers import tiff as writer
-from ome_arrow_dask.writers._jobfiles import JobLock
 from ome_arrow_dask.writers.zarr import downsample
 
 CHANNELS = (

@@ -1,7 +1,10 @@
 """Writers: ``OMEArrow.export(how=...)`` dispatches here by format name.
 
-Each writer module exposes ``write(image, out, **options) -> out`` taking an
-:class:`~ome_arrow_dask.core.OMEArrow` plan; it streams block by block.
+Each writer module exposes ``write(image, out, **options) -> out`` taking a
+:class:`~ome_arrow_dask.jobs.WriteInput` (dask array, :class:`~ome_arrow_dask.meta.ImageMeta`
+and the plan's identity), built once by :func:`as_write_input`; an
+:class:`~ome_arrow_dask.core.OMEArrow` passed directly is converted at the entry. Writers
+stream block by block and share the job rules of :mod:`ome_arrow_dask.jobs`.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from ..errors import OmeArrowDaskError
+from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
+    from ..jobs import WriteInput
+
+__all__ = ["ALIASES", "WRITERS", "as_write_input", "write"]
 
 WRITERS: dict[str, str] = {
     "ome-zarr": "ome_arrow_dask.writers.zarr",
@@ -32,7 +39,7 @@ ALIASES: dict[str, str] = {
 }
 
 
-def write(how: str, image: OMEArrow, out: str | os.PathLike[str] | None, **options: Any) -> Any:
+def write(how: str, image: WriteInput | OMEArrow, out: str | os.PathLike[str] | None, **options: Any) -> Any:
     """Write ``image`` in format ``how`` to ``out``; return ``out``."""
     kind = ALIASES.get(how, how)
     module_name = WRITERS.get(kind)
@@ -47,12 +54,13 @@ def write(how: str, image: OMEArrow, out: str | os.PathLike[str] | None, **optio
         if exc.name != module_name:
             raise
         raise OmeArrowDaskError(f"export(how={how!r}) is not available in this version of ome-arrow-dask") from exc
+    item = as_write_input(image)
     labels = options.pop("labels", None) if kind == "ome-zarr" else None
     if labels is not None:  # NGFF label images beside the image (see ome_arrow_dask.labels), checked first
         from ..labels import prepare_labels, write_labels
 
-        labels = prepare_labels(image, labels)
-    result = module.write(image, out, **options)
+        labels = prepare_labels(item, labels)
+    result = module.write(item, out, **options)
     if labels is not None:
-        write_labels(os.fspath(out), image, labels, **options)
+        write_labels(os.fspath(out), item, labels, **options)
     return result

@@ -18,41 +18,12 @@ import numpy as np
 
 from ..errors import OmeArrowDaskError
 from ..meta import ImageMeta
+from ..units import udunits
 
 NGFF_VERSIONS = ("0.4", "0.5")
 """NGFF versions this writer produces (0.4 on zarr v2, 0.5 on zarr v3)."""
 
 AXIS_NAMES = ("t", "c", "z", "y", "x")
-
-_UDUNITS = {
-    "µm": "micrometer",
-    "μm": "micrometer",
-    "um": "micrometer",
-    "micron": "micrometer",
-    "micrometer": "micrometer",
-    "nm": "nanometer",
-    "nanometer": "nanometer",
-    "pm": "picometer",
-    "picometer": "picometer",
-    "Å": "angstrom",
-    "angstrom": "angstrom",
-    "mm": "millimeter",
-    "millimeter": "millimeter",
-    "cm": "centimeter",
-    "centimeter": "centimeter",
-    "m": "meter",
-    "meter": "meter",
-}
-
-
-def udunits(unit: str | None) -> str | None:
-    """Map an OME unit symbol to its UDUNITS-2 name; None when unknown.
-
-    >>> udunits("µm"), udunits("um"), udunits("furlong")
-    ('micrometer', 'micrometer', None)
-    """
-    return None if unit is None else _UDUNITS.get(unit.strip())
-
 
 def check_version(version: str) -> str:
     """Validate the NGFF version string.

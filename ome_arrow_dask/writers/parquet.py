@@ -28,56 +28,49 @@ import os
 import shutil
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import dask
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 from dask.base import tokenize
 
-from ..arrow_schema import (
-    BYTE_CHUNK_STRUCT,
-    CHUNK_GRID_STRUCT,
-    LIST_CHUNK_STRUCT,
-    OME_ARROW_BYTE_STRUCT,
-    OME_ARROW_STRUCT,
-    OME_ARROW_TYPE,
-    OME_ARROW_VERSION,
-    PIXELS_META_STRUCT,
-    PLANE_STRUCT,
-    channel_dicts,
-    record_from_meta,
-)
-from ..errors import IncompleteOutputError, InputChangedError, OmeArrowDaskError
+from ..arrow.codec import encode_record, resolve_chunk_shape
+from ..arrow.schema import FILE_METADATA, OME_ARROW_TYPE, OME_ARROW_VERSION, channel_dicts
+from ..errors import IncompleteOutputError, OmeArrowDaskError
 from ..graph import run_graph
-from ..meta import ImageMeta, regular_chunks
-from ..sources.base import validate_before_write
-from ._jobfiles import (
+from ..jobs import (
+    COMPLETE,
+    IN_PROGRESS,
+    STATUS_KEY,
+    Existing,
+    JobDecision,
     JobLock,
+    WriteInput,
     atomic_write_text,
     check_output_not_input,
-    check_recorded_inputs,
     check_verify_inputs,
     commit,
-    image_input_paths,
-    input_records,
+    decide,
+    job_fingerprint,
     lock_path,
+    package_version,
     progress_dir,
+    read_job_record,
     records_digest,
+    status_record,
     tmp_path,
+    write_job_record,
 )
+from ..meta import ImageMeta, regular_chunks
+from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
 
 MANIFEST = "_ome_arrow_dataset.json"
-BATCH_BLOCKS = 8
-"""Blocks computed together; memory stays near ``BATCH_BLOCKS`` chunks."""
-
-FILE_METADATA = {b"ome.arrow.type": OME_ARROW_TYPE.encode(), b"ome.arrow.version": OME_ARROW_VERSION.encode()}
 DATASET_METADATA = {**FILE_METADATA, b"ome.arrow.layout": b"typed-chunk-dataset"}
 
 _I32 = pa.int32()
@@ -119,45 +112,6 @@ INDEX_SCHEMA = pa.schema(
         *_COORDS,
     ]
 )
-
-
-def default_chunk_shape(shape: Sequence[int]) -> tuple[int, int, int, int, int]:
-    """``(1, 1, min(Z, 16), min(Y, 512), min(X, 512))``, at least 1 on every axis.
-
-    >>> default_chunk_shape((3, 2, 40, 1000, 300))
-    (1, 1, 16, 512, 300)
-    """
-    _t, _c, z, y, x = (int(s) for s in shape)
-    return (1, 1, max(1, min(z, 16)), max(1, min(y, 512)), max(1, min(x, 512)))
-
-
-def _chunk_shape(option: Sequence[int] | None, shape: Sequence[int], *, struct: bool) -> tuple[int, ...]:
-    if option is None:
-        return default_chunk_shape(shape)
-    values = tuple(int(v) for v in option)
-    if len(values) == 3:
-        values = (1, 1, *values)
-    if len(values) != 5 or any(v <= 0 for v in values):
-        raise OmeArrowDaskError(f"chunk_shape must be 3 (ZYX) or 5 (TCZYX) positive sizes, got {option!r}")
-    if struct and values[:2] != (1, 1):
-        raise OmeArrowDaskError("the struct layout stores one T and one C per chunk: chunk_shape T and C must be 1")
-    return tuple(min(v, max(s, 1)) for v, s in zip(values, shape, strict=True))
-
-
-def iter_blocks(image: OMEArrow, chunk_shape: Sequence[int]) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
-    """Yield ``(origin, block)`` over a regular grid in C order, computing a few blocks at a time."""
-    array = image.to_dask()
-    grid = regular_chunks(array.shape, chunk_shape)
-    array = array.rechunk(grid)
-    delayed = array.to_delayed()
-    offsets = [np.concatenate([[0], np.cumsum(axis)[:-1]]).astype(int) for axis in grid]
-    indices = list(np.ndindex(*delayed.shape))
-    for start in range(0, len(indices), BATCH_BLOCKS):
-        batch = indices[start : start + BATCH_BLOCKS]
-        blocks = dask.compute(*[delayed[i] for i in batch])
-        for index, block in zip(batch, blocks, strict=True):
-            origin = tuple(int(offsets[axis][k]) for axis, k in enumerate(index))
-            yield origin, np.ascontiguousarray(block)
 
 
 def _writer(path: Path, schema: pa.Schema, compression: str | None, **kwargs: Any) -> pq.ParquetWriter:
@@ -213,30 +167,72 @@ def _chunk_row(image_id: str, chunk_id: int, origin: Sequence[int], block: np.nd
     return row
 
 
-def _check_dir(out: Path) -> None:
-    """Refuse to write into a directory that holds something other than an OME-Arrow dataset."""
-    if (
-        out.is_dir() and any(out.iterdir()) and not (out / MANIFEST).exists() and not (out / "chunks.parquet").exists()
-    ):
-        raise OmeArrowDaskError(f"{out}: exists and is not an OME-Arrow dataset; refusing to write into it")
+_REFUSE_FOREIGN = "refusing to write into it or delete it (also with overwrite=True): choose another output path"
+
+
+def inspect_dataset(out: Path) -> Existing:
+    """What is at the dataset output ``out`` (:class:`~ome_arrow_dask.jobs.Existing`), from metadata only.
+
+    A folder holding anything but an OME-Arrow dataset is foreign. The job record in
+    ``<out>.progress`` makes an output in progress even before the folder exists (parts are
+    written first); a complete dataset carries its status in the manifest. A file is an
+    output (``overwrite`` replaces it by a dataset, as ome-arrow's writer does).
+    """
+    occupied = out.is_dir() and any(out.iterdir())
+    if occupied and not (out / MANIFEST).exists() and not (out / "chunks.parquet").exists():
+        return Existing.foreign(f"already exists and is not an OME-Arrow dataset; {_REFUSE_FOREIGN}")
+    try:
+        record = read_job_record(out)
+    except IncompleteOutputError as exc:
+        return Existing(kind="output", state=IN_PROGRESS, damaged=str(exc))
+    if record is not None:  # an interrupted job of ours, whether or not it created the folder yet
+        return Existing.output({**record, "status": IN_PROGRESS}, record)
+    if not os.path.lexists(out):
+        return Existing("absent")
+    if out.is_dir() and not occupied:
+        return Existing("empty")
+    return Existing.output(_manifest_status(out) if out.is_dir() else None)
+
+
+def _manifest_status(out: Path) -> Any:
+    """The status our writer records in the manifest (None when absent or unreadable)."""
+    try:
+        return json.loads((out / MANIFEST).read_text(encoding="utf-8")).get(STATUS_KEY)
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _fingerprint(image: WriteInput, chunk: Sequence[int], compression: str | None, ident: str, inputs: str) -> str:
+    """The job fingerprint (:func:`~ome_arrow_dask.jobs.job_fingerprint`, as every writer computes it)."""
+    params = {
+        "layout": "typed-chunk-dataset",
+        "source": image.identity.token,
+        "dtype": str(image.dtype),
+        "chunk_shape": [int(c) for c in chunk],
+        "compression": compression,
+        "image_id": ident,
+        "package": package_version(),
+        "inputs": inputs,  # digest of the input files' records (see jobs.fingerprint.input_records)
+    }
+    return job_fingerprint(params)
 
 
 def _prepare_dir(out: Path) -> None:
-    _check_dir(out)
     if out.is_file():
         out.unlink()  # as ome-arrow's writer does
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).unlink(missing_ok=True)  # an interrupted overwrite must read as incomplete
 
 
-def write_dataset(
-    image: OMEArrow,
+def write_dataset(  # noqa: PLR0913 - the dataset layout's writer options
+    image: WriteInput,
     out: Path,
     *,
     chunk_shape: Sequence[int] | None = None,
     compression: str | None = "zstd",
     image_id: str | None = None,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = False,
     verify_inputs: str = "stat",
 ) -> None:
@@ -249,13 +245,24 @@ def write_dataset(
     ``images.parquet``, ``index.parquet`` and, last, the manifest. ``resume=True`` keeps
     the parts of an interrupted run with the same fingerprint and computes only the rest;
     ``verify_inputs`` (``"stat"`` or ``"content"``) says how it checks that the input files
-    did not change (see :func:`~ome_arrow_dask.writers._jobfiles.input_records`).
+    did not change (see :func:`~ome_arrow_dask.jobs.input_records`). What happens to an
+    existing ``out`` is decided by :func:`~ome_arrow_dask.jobs.decide`, as for every writer;
+    the caller holds the job lock.
     """
     meta = image.meta
-    chunk = _chunk_shape(chunk_shape, meta.shape, struct=False)
+    chunk = resolve_chunk_shape(chunk_shape, meta.shape, struct=False)
     ident = image_id or meta.id or meta.name or "image-00000"
-    _check_dir(out)  # before touching <out>.progress
-    parts = _prepare_parts(image, out, chunk, compression, ident, resume, check_verify_inputs(verify_inputs))
+    mode = check_verify_inputs(verify_inputs)
+    inputs = image.identity.input_records(mode)
+    fingerprint = _fingerprint(image, chunk, compression, ident, records_digest(inputs, mode))
+    existing = inspect_dataset(out)  # before touching <out>.progress
+    decision = decide(
+        out, overwrite=overwrite, resume=resume, fingerprint=fingerprint, existing=existing, inputs=inputs,
+        verify_inputs=mode,
+    )  # fmt: skip
+    if decision.mode == "done":
+        return
+    parts = _prepare_parts(out, decision, inputs, mode)
     _prepare_dir(out)
     _write_parts(image, chunk, ident, parts, progress)
     n_chunks = math.prod(-(-size // step) for size, step in zip(meta.shape, chunk, strict=True))
@@ -268,49 +275,20 @@ def write_dataset(
         index = pa.Table.from_pylist(index_rows, schema=INDEX_SCHEMA)
         _write_table(index.replace_schema_metadata(DATASET_METADATA), out / "index.parquet", compression)
         bar.update()
-        _write_manifest(out, meta, chunk, compression, len(index_rows))
+        _write_manifest(out, meta, chunk, compression, len(index_rows), fingerprint)
         bar.update()
     shutil.rmtree(parts.parent, ignore_errors=True)
 
 
-def _prepare_parts(
-    image: OMEArrow,
-    out: Path,
-    chunk: Sequence[int],
-    compression: str | None,
-    ident: str,
-    resume: bool,
-    verify_inputs: str = "stat",
-) -> Path:
-    """Return the parts folder: kept when resuming the same job, else started empty."""
+def _prepare_parts(out: Path, decision: JobDecision, inputs: dict[str, str], verify_inputs: str) -> Path:
+    """Return the parts folder: kept when the decision resumes the job, else started empty."""
     progress = progress_dir(out)
-    inputs = input_records(image_input_paths(image), verify_inputs)
-    digest = records_digest(inputs, verify_inputs)
-    plan = (image.source.token, image.selection, tuple(chunk), compression, ident, str(image.dtype))
-    fingerprint = tokenize(*plan, digest)
-    job_file = progress / "job.json"
-    if resume and job_file.exists():
-        try:
-            job = json.loads(job_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:  # ValueError covers bad JSON and non-UTF-8 bytes
-            job = exc
-        if not isinstance(job, dict):
-            raise IncompleteOutputError(
-                f"{job_file}: the record of the interrupted conversion is damaged, so its parts cannot be trusted; "
-                "run without --resume to start again"
-            ) from (job if isinstance(job, Exception) else None)
-        if job.get("fingerprint") != fingerprint:
-            check_recorded_inputs(out, job, inputs, verify_inputs)  # names the changed input files
-            raise InputChangedError(
-                f"{out}: the interrupted conversion in {progress} was started from another input or with other "
-                "options; run without --resume (and with --overwrite) to start again"
-            )
-    else:
+    if decision.fresh:
         shutil.rmtree(progress, ignore_errors=True)
     parts = progress / "parts"
     parts.mkdir(parents=True, exist_ok=True)
-    record = {"fingerprint": fingerprint, "verify_inputs": verify_inputs, "inputs": inputs}
-    atomic_write_text(job_file, json.dumps(record))
+    status = status_record(IN_PROGRESS, decision.fingerprint)
+    write_job_record(out, {**status, "verify_inputs": verify_inputs, "inputs": inputs})
     for leftover in parts.glob("*.tmp"):
         leftover.unlink(missing_ok=True)
     return parts
@@ -396,7 +374,7 @@ class _PhaseBar:
             sys.stdout.flush()
 
 
-def _write_parts(image: OMEArrow, chunk: Sequence[int], ident: str, parts: Path, progress: bool) -> None:
+def _write_parts(image: WriteInput, chunk: Sequence[int], ident: str, parts: Path, progress: bool) -> None:
     """One task per chunk not yet stored as a whole part file."""
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
@@ -472,7 +450,9 @@ def _index_row(image_id: str, chunk_id: int, origin: Sequence[int], shape: Seque
     return row
 
 
-def _write_manifest(out: Path, meta: ImageMeta, chunk: Sequence[int], compression: str | None, count: int) -> None:
+def _write_manifest(
+    out: Path, meta: ImageMeta, chunk: Sequence[int], compression: str | None, count: int, fingerprint: str
+) -> None:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
@@ -504,123 +484,14 @@ def _write_manifest(out: Path, meta: ImageMeta, chunk: Sequence[int], compressio
         "package_versions": {"ome-arrow-dask": ours, "pyarrow": pa.__version__},
         "status": "complete",
         "files": files,
+        STATUS_KEY: status_record(COMPLETE, fingerprint),  # what a resume compares (ome-arrow ignores it)
     }
     atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
 
 
 # ---------------------------------------------------------------------- struct layout
-def _check_uint16(block: np.ndarray, origin: Sequence[int]) -> np.ndarray:
-    """List payloads store uint16: refuse values that would change."""
-    if block.dtype == np.uint16:
-        return block
-    if block.dtype.kind not in "biuf" or (block.size and not _fits_uint16(block)):
-        raise OmeArrowDaskError(
-            f"payloads 'list' and 'planes' store pixels as uint16, but the {block.dtype} block at {tuple(origin)} "
-            "holds values "
-            "that are not integers in 0..65535; use payload='bytes' (keeps the dtype)"
-        )
-    return block.astype(np.uint16)
-
-
-def _fits_uint16(block: np.ndarray) -> bool:
-    if block.dtype.kind == "f":
-        if not np.isfinite(block).all() or not np.array_equal(block, np.trunc(block)):
-            return False
-    return bool(block.min() >= 0 and block.max() <= 65535)
-
-
-def _encode(block: np.ndarray, codec: str | None) -> bytes | memoryview:
-    raw = memoryview(np.ascontiguousarray(block).reshape(-1).view(np.uint8))
-    if codec is None:
-        return raw
-    return pa.Codec(codec).compress(raw, asbytes=True)
-
-
-def _payload_entries(image: OMEArrow, chunk: Sequence[int], payload: str, codec: str | None) -> pa.Array:
-    """The ``chunks`` (or ``planes``) list of one record, built block by block."""
-    coords: dict[str, list[int]] = {k: [] for k in ("t", "c", "z", "y", "x", "shape_z", "shape_y", "shape_x")}
-    parts: list[Any] = []
-    dtypes: list[str] = []
-    for origin, block in iter_blocks(image, chunk):
-        for axis, start in zip("tczyx", origin, strict=True):
-            coords[axis].append(start)
-        for axis, size in zip("zyx", block.shape[2:], strict=True):
-            coords[f"shape_{axis}"].append(size)
-        if payload == "bytes":
-            parts.append(_encode(block, codec))
-            dtypes.append(block.dtype.name)
-        else:
-            parts.append(_check_uint16(block, origin).reshape(-1))
-    if payload == "bytes":
-        sizes = np.array([len(p) for p in parts], dtype=np.int64)
-        offsets = pa.py_buffer(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64))
-        data = pa.py_buffer(b"".join(parts))
-        values = pa.LargeBinaryArray.from_buffers(pa.large_binary(), len(parts), [None, offsets, data])
-        fields = {
-            **{k: pa.array(v, t) for (k, v), t in zip(coords.items(), _coord_types(), strict=True)},
-            "dtype": pa.array(dtypes, pa.string()),
-            "compression": pa.array([codec] * len(parts), pa.string()),
-            "pixel_bytes": values,
-        }
-        return pa.StructArray.from_arrays(list(fields.values()), fields=list(BYTE_CHUNK_STRUCT))
-    sizes = np.array([p.size for p in parts], dtype=np.int32)
-    offsets = pa.array(np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32))
-    pixels = pa.ListArray.from_arrays(offsets, pa.array(np.concatenate(parts), pa.uint16()))
-    if payload == "planes":
-        arrays = [pa.array(coords["z"], _I32), pa.array(coords["t"], _I32), pa.array(coords["c"], pa.int16()), pixels]
-        return pa.StructArray.from_arrays(arrays, fields=list(PLANE_STRUCT))
-    arrays = [pa.array(v, t) for (k, v), t in zip(coords.items(), _coord_types(), strict=True)] + [pixels]
-    return pa.StructArray.from_arrays(arrays, fields=list(LIST_CHUNK_STRUCT))
-
-
-def _coord_types() -> list[pa.DataType]:
-    return [_I32, pa.int16(), _I32, _I32, _I32, _I32, _I32, _I32]
-
-
-def _one(value: Any, arrow_type: pa.DataType) -> pa.Array:
-    return pa.array([value], type=arrow_type)
-
-
-def _list_of(entries: pa.Array, struct_type: pa.DataType) -> pa.Array:
-    return pa.ListArray.from_arrays(pa.array([0, len(entries)], pa.int32()), entries, type=pa.list_(struct_type))
-
-
-def build_record(
-    image: OMEArrow, *, payload: str = "bytes", chunk_shape: Sequence[int] | None = None, codec: str | None = None
-) -> pa.StructArray:
-    """A one-row ``OME_ARROW_BYTE_STRUCT`` / ``OME_ARROW_STRUCT`` array for ``image``."""
-    meta = image.meta
-    if payload == "planes":
-        chunk: Sequence[int] = (1, 1, 1, meta.shape[3], meta.shape[4])
-    else:
-        chunk = _chunk_shape(chunk_shape, meta.shape, struct=True)
-    entries = _payload_entries(image, chunk, payload, codec)
-    record = record_from_meta(meta)
-    struct_type = OME_ARROW_BYTE_STRUCT if payload == "bytes" else OME_ARROW_STRUCT
-    grid = None
-    if payload != "planes":
-        grid = {"order": "TCZYX", "chunk_t": 1, "chunk_c": 1, "chunk_z": chunk[2], "chunk_y": chunk[3]}
-        grid.update({"chunk_x": chunk[4], "chunk_order": "ZYX"})
-    chunk_type = struct_type.field("chunks").type.value_type
-    empty_chunks = pa.array([[]], pa.list_(chunk_type))
-    arrays = {
-        "type": _one(record["type"], pa.string()),
-        "version": _one(record["version"], pa.string()),
-        "id": _one(record["id"], pa.string()),
-        "name": _one(record["name"], pa.string()),
-        "image_type": _one(record["image_type"], pa.string()),
-        "acquisition_datetime": _one(record["acquisition_datetime"], pa.timestamp("us")),
-        "pixels_meta": _one(record["pixels_meta"], PIXELS_META_STRUCT),
-        "chunk_grid": _one(grid, CHUNK_GRID_STRUCT),
-        "chunks": empty_chunks if payload == "planes" else _list_of(entries, chunk_type),
-        "planes": _list_of(entries, PLANE_STRUCT) if payload == "planes" else pa.array([[]], pa.list_(PLANE_STRUCT)),
-        "masks": pa.nulls(1),
-    }
-    return pa.StructArray.from_arrays(list(arrays.values()), fields=list(struct_type))
-
-
 def write_struct(
-    image: OMEArrow,
+    image: WriteInput,
     out: Path,
     *,
     payload: str = "bytes",
@@ -637,7 +508,7 @@ def write_struct(
         raise OmeArrowDaskError(f"chunk_compression must be None, 'zstd' or 'lz4', got {chunk_compression!r}")
     if codec is not None and payload != "bytes":
         raise OmeArrowDaskError("chunk_compression applies to payload='bytes' only")
-    record = build_record(image, payload=payload, chunk_shape=chunk_shape, codec=codec)
+    record = encode_record(image.to_dask(), image.meta, payload=payload, chunk_shape=chunk_shape, codec=codec)
     table = pa.Table.from_arrays([record], names=[column_name]).replace_schema_metadata(FILE_METADATA)
     if out.is_dir():
         raise OmeArrowDaskError(f"{out}: is a directory; layout='struct' writes a single file")
@@ -645,7 +516,7 @@ def write_struct(
 
 
 def write(
-    image: OMEArrow,
+    image: WriteInput | OMEArrow,
     out: str | os.PathLike[str],
     *,
     layout: str = "dataset",
@@ -656,7 +527,7 @@ def write(
     Parameters
     ----------
     image
-        The plan to write (its selection, read block by block).
+        What to write (:class:`~ome_arrow_dask.jobs.WriteInput`, or an ``OMEArrow`` plan), read block by block.
     out
         Directory (``layout="dataset"``) or file (``layout="struct"``).
     layout
@@ -672,6 +543,9 @@ def write(
 
     Raises
     ------
+    OmeArrowDaskError
+        When ``out`` exists (without ``overwrite`` / ``resume``), is a folder of other files
+        (refused even with ``overwrite``), or options are invalid.
     OutputIsInputError
         When ``out`` is an input of the plan, lies inside one or contains one (nothing is touched).
     OutputInUseError
@@ -683,27 +557,29 @@ def write(
     overwrite = bool(options.pop("overwrite", False))
     if layout == "dataset":
         allowed = {"chunk_shape", "compression", "image_id", "resume", "progress", "verify_inputs"}
-        func = write_dataset
     elif layout == "struct":
         allowed = {"chunk_shape", "compression", "payload", "chunk_compression", "column_name"}
-        func = write_struct
     else:
         raise OmeArrowDaskError(f"layout must be 'dataset' or 'struct', got {layout!r}")
     unknown = sorted(set(options) - allowed)
     if unknown:
         raise TypeError(f"export(how='parquet', layout={layout!r}) does not take {unknown}")
-    if math.prod(image.shape) == 0:
-        raise OmeArrowDaskError(f"cannot write an empty image of shape {image.shape}")
-    check_output_not_input(path, image_input_paths(image), job_paths=(progress_dir(path), lock_path(path)))
-    validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
+    item = as_write_input(image)
+    if math.prod(item.shape) == 0:
+        raise OmeArrowDaskError(f"cannot write an empty image of shape {item.shape}")
+    check_output_not_input(path, item.identity.input_paths, job_paths=(progress_dir(path), lock_path(path)))
     with JobLock(path):  # a second job on this output is refused before it deletes or writes anything
+        item.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output is touched
         if layout == "dataset":
-            _check_dir(path)  # a folder of someone else's files is refused, overwrite or not
-        occupied = any(path.iterdir()) if path.is_dir() else os.path.lexists(path)  # an empty folder is free
-        if occupied and not overwrite and not options.get("resume"):
-            raise OmeArrowDaskError(
-                f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it"
-                + (" or resume=True (CLI --resume) to finish it" if layout == "dataset" else "")
-            )
-        func(image, path, **options)
+            write_dataset(item, path, overwrite=overwrite, **options)
+        else:
+            decide(path, overwrite=overwrite, resume=False, existing=_inspect_file(path))
+            write_struct(item, path, **options)
     return out
+
+
+def _inspect_file(out: Path) -> Existing:
+    """What is at the struct-layout output ``out``: nothing, a file (replaceable) or a folder (refused)."""
+    if out.is_dir():
+        return Existing.foreign("is a directory; layout='struct' writes a single file: choose a file name (.parquet)")
+    return Existing.output() if os.path.lexists(out) else Existing("absent")

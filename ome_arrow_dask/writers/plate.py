@@ -15,8 +15,10 @@ Ordering (RELIABILITY.md §4.2, at plate scale):
 3. the plate's NGFF ``plate`` metadata and ``status: "complete"`` are written last, in
    one rewrite of the plate's metadata.
 
-``resume=True`` keeps the fields already complete (they are not reopened), finishes a
-field interrupted half way from its done-markers, and refuses
+Whether the plate is created, overwritten, resumed or already done is decided by
+:func:`ome_arrow_dask.jobs.decide`, as for every writer. ``resume=True`` keeps the fields
+already complete (they are not reopened), finishes a field interrupted half way from its
+done-markers, and refuses
 (:class:`~ome_arrow_dask.errors.InputChangedError`) a plate started from other wells,
 images or parameters. Readers refuse an unfinished plate
 (:class:`~ome_arrow_dask.errors.IncompleteOutputError`). The whole job holds the lock
@@ -29,39 +31,40 @@ and ``columnIndex`` are the physical positions.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import shutil
 import sys
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from dask.base import tokenize
-
-from ..errors import InputChangedError, OmeArrowDaskError, OutputInUseError
-from ..plate import STATUS_KEY, column_name, parse_well_name, read_group_attrs, row_name
-from ..sources.base import validate_before_write
-from . import zarr as zarr_writer
-from ._jobfiles import (
+from ..errors import OmeArrowDaskError, OutputInUseError
+from ..jobs import (
+    COMPLETE,
+    IN_PROGRESS,
+    STATUS_KEY,
     JobLock,
+    WriteInput,
     check_output_not_input,
+    creating_leftovers,
+    creating_path,
+    decide,
     fsync_dir,
-    image_input_paths,
     input_records,
+    job_fingerprint,
     lock_path,
     progress_dir,
     records_digest,
+    status_record,
 )
+from ..plate import column_name, parse_well_name, read_group_attrs, row_name
+from . import zarr as zarr_writer
+from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
 
 __all__ = ["plate_metadata", "write_plate"]
-
-_CREATING = ".creating-"
 
 
 def _as_image(value: Any, where: str) -> OMEArrow:
@@ -132,7 +135,7 @@ def _well_attrs(n_fields: int, version: str) -> dict[str, Any]:
 
 
 def _fingerprint(
-    plan: dict[tuple[int, int], list[OMEArrow]],
+    plan: dict[tuple[int, int], list[WriteInput]],
     opts: zarr_writer.ZarrWriteOptions,
     name: str | None,
     inputs: tuple[str, ...] = (),
@@ -144,8 +147,7 @@ def _fingerprint(
     """
     wells = {
         f"{row_name(r)}/{column_name(c)}": [
-            [tokenize(img.source.token, img.selection), list(img.shape), str(img.dtype), img.meta.image_type]
-            for img in images
+            [img.identity.token, list(img.shape), str(img.dtype), img.meta.image_type] for img in images
         ]
         for (r, c), images in plan.items()
     }
@@ -154,40 +156,21 @@ def _fingerprint(
         params.pop(key)
     records = records_digest(input_records(sorted(set(inputs)), opts.verify_inputs), opts.verify_inputs)
     doc = {"wells": wells, "options": params, "name": name, "layout": "plate-1", "inputs": records}
-    return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
+    return job_fingerprint(doc)
 
 
-def _prepare(out: str, fingerprint: str, opts: zarr_writer.ZarrWriteOptions) -> str:
-    """``"create"``, ``"resume"`` or ``"done"`` for the plate ``out``; raise on conflicts."""
-    if not os.path.exists(out):
-        return "create"
-    if opts.overwrite:
-        zarr_writer._remove_output(out, str(progress_dir(out)))
-        return "create"
-    found = read_group_attrs(out) if os.path.isdir(out) else None
-    status = found[0].get(STATUS_KEY) if found is not None else None
-    state = status.get("status") if isinstance(status, dict) else None
-    if not opts.resume or state is None:
-        if state == "in_progress":
-            raise OmeArrowDaskError(
-                f"{out} holds an unfinished plate conversion: pass resume=True (CLI --resume) to finish it "
-                "or overwrite=True (CLI --overwrite) to start again"
-            )
-        raise OmeArrowDaskError(f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it")
-    if status.get("fingerprint") != fingerprint:
-        raise InputChangedError(
-            f"{out} was written from other wells, images or parameters (fingerprint "
-            f"{str(status.get('fingerprint'))[:12]}... != {fingerprint[:12]}...); use overwrite=True to start again"
-        )
-    return "done" if state == "complete" else "resume"
+def _plate_status(out: str) -> Any:
+    """The status attribute of the plate group ``out`` (None when absent)."""
+    found = read_group_attrs(out)
+    return found[0].get(STATUS_KEY) if found is not None else None
 
 
-def _create(out: str, plan: dict[tuple[int, int], list[OMEArrow]], version: str, status: dict[str, Any]) -> None:
+def _create(out: str, plan: dict[tuple[int, int], list[WriteInput]], version: str, status: dict[str, Any]) -> None:
     """Build the plate group, row groups and well groups (final well metadata) and rename them into place."""
     import zarr
 
-    fmt = 3 if version == "0.5" else 2
-    building = f"{out}{_CREATING}{uuid.uuid4().hex[:12]}"
+    fmt: Literal[2, 3] = 3 if version == "0.5" else 2
+    building = creating_path(out)
     try:
         root = zarr.open_group(building, mode="w", zarr_format=fmt, attributes={STATUS_KEY: status})
         for r in sorted({r for r, _ in plan}):
@@ -216,13 +199,8 @@ def _field_complete(folder: str) -> bool:
 
 
 def _clean_creating(out: str) -> None:
-    import re
-
-    parent, base = os.path.split(out)
-    creating = re.compile(re.escape(base + _CREATING) + r"[0-9a-f]{12}")
-    for name in os.listdir(parent or "."):
-        if creating.fullmatch(name):
-            shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
+    for building in creating_leftovers(out):
+        shutil.rmtree(building, ignore_errors=True)
 
 
 def write_plate(
@@ -275,30 +253,35 @@ def write_plate(
     if int(field_workers) < 1:
         raise OmeArrowDaskError(f"field_workers must be >= 1, got {field_workers}")
     field_workers = int(field_workers)
-    plan = normalize_wells(wells)
+    plan = {key: [as_write_input(img) for img in images] for key, images in normalize_wells(wells).items()}
     root = os.path.abspath(os.fspath(out))
-    inputs = tuple(p for images in plan.values() for img in images for p in image_input_paths(img))
+    inputs = tuple(p for images in plan.values() for img in images for p in img.identity.input_paths)
     check_output_not_input(root, inputs, job_paths=(progress_dir(root), lock_path(root)))
     fingerprint = _fingerprint(plan, opts, name, inputs)
     field_opts = {**asdict(opts), "overwrite": False, "resume": True}
     with JobLock(root):
         for images in plan.values():  # every field's headers, before overwrite deletes anything
             for image in images:
-                validate_before_write(image.source)
-        action = _prepare(root, fingerprint, opts)
+                image.identity.validate_inputs()
+        existing = zarr_writer.inspect_output(root, read=_plate_status)
+        decision = decide(
+            root, overwrite=opts.overwrite, resume=opts.resume, fingerprint=fingerprint, existing=existing,
+            noun="plate conversion",
+        )  # fmt: skip
+        if decision.fresh:
+            zarr_writer._remove_output(root, str(progress_dir(root)))
         _clean_creating(root)
-        if action == "done":
+        if decision.mode == "done":
             return out
-        status = {"status": "in_progress", "fingerprint": fingerprint}
-        if action == "create":
+        if decision.fresh:
             os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
-            _create(root, plan, opts.version, status)
+            _create(root, plan, opts.version, status_record(IN_PROGRESS, fingerprint))
         todo = []
         for (r, c), images in plan.items():
             well = os.path.join(root, row_name(r), column_name(c))
             for i, image in enumerate(images):
                 field = os.path.join(well, str(i))
-                if action == "resume" and _field_complete(field):
+                if decision.mode == "resume" and _field_complete(field):
                     continue  # finished by an earlier run of this same plate (same fingerprint)
                 todo.append((image, field))
         _write_fields(todo, field_opts, field_workers)
@@ -306,7 +289,7 @@ def write_plate(
     return out
 
 
-def _write_fields(todo: list[tuple[OMEArrow, str]], field_opts: dict[str, Any], workers: int) -> None:
+def _write_fields(todo: list[tuple[WriteInput, str]], field_opts: dict[str, Any], workers: int) -> None:
     """Write each field with the OME-Zarr writer, ``workers`` fields at a time; the first failure is raised.
 
     Each field is its own job (its graph of one task per chunk or shard runs on the current
@@ -330,7 +313,7 @@ def _write_fields(todo: list[tuple[OMEArrow, str]], field_opts: dict[str, Any], 
 
 
 def _finalize(
-    root: str, plan: dict[tuple[int, int], list[OMEArrow]], version: str, fingerprint: str, name: str | None
+    root: str, plan: dict[tuple[int, int], list[WriteInput]], version: str, fingerprint: str, name: str | None
 ) -> None:
     """Check every field is complete, then write the plate metadata and status complete at once."""
     import zarr
@@ -342,9 +325,8 @@ def _finalize(
                 raise OmeArrowDaskError(f"{root}: field {field} is not complete; run again with resume=True")
     block = plate_metadata(list(plan), [len(v) for v in plan.values()], version, name)
     attrs: dict[str, Any] = {"plate": block} if version == "0.4" else {"ome": {"version": "0.5", "plate": block}}
-    attrs[STATUS_KEY] = {"status": "complete", "fingerprint": fingerprint}
+    attrs[STATUS_KEY] = status_record(COMPLETE, fingerprint)
     zarr.open_group(root, mode="r+").attrs.put(attrs)
-
 
 
 def convert_plate_folder(args: Any) -> int:

@@ -59,9 +59,10 @@ import numpy as np
 from dask.utils import parse_bytes
 
 from ..errors import OmeArrowDaskError
+from ..jobs import Existing, JobLock, WriteInput, check_output_not_input, commit, decide, lock_path, tmp_path
 from ..meta import ImageMeta
-from ..sources.base import validate_before_write
-from ._jobfiles import JobLock, check_output_not_input, commit, image_input_paths, lock_path, tmp_path
+from ..units import UM_PER_UNIT, ome_length_unit
+from ._input import as_write_input
 from .zarr import check_levels, downsample
 
 if TYPE_CHECKING:
@@ -87,35 +88,6 @@ _COMPRESSION_ALIASES: dict[Any, str | None] = {
     False: None,
 }
 
-_OME_LENGTH_UNITS = (
-    "Ym", "Zm", "Em", "Pm", "Tm", "Gm", "Mm", "km", "hm", "dam", "m", "dm", "cm", "mm", "µm", "nm", "pm", "fm",
-    "am", "zm", "ym", "Å", "thou", "li", "in", "ft", "yd", "mi", "ua", "ly", "pc", "pt", "pixel", "reference frame",
-)  # fmt: skip
-"""OME ``UnitsLength`` symbols (the OME-XML schema's enumeration)."""
-
-_UNIT_ALIASES = {
-    "μm": "µm",  # Greek mu -> micro sign
-    "um": "µm",
-    "micron": "µm",
-    "micrometer": "µm",
-    "micrometre": "µm",
-    "nanometer": "nm",
-    "nanometre": "nm",
-    "picometer": "pm",
-    "angstrom": "Å",
-    "millimeter": "mm",
-    "millimetre": "mm",
-    "centimeter": "cm",
-    "centimetre": "cm",
-    "meter": "m",
-    "metre": "m",
-    "inch": "in",
-    "foot": "ft",
-}
-
-_UM_PER_UNIT = {"pm": 1e-6, "Å": 1e-4, "nm": 1e-3, "µm": 1.0, "mm": 1e3, "cm": 1e4, "m": 1e6}
-"""Micrometers per OME length unit, for the TIFF resolution tags."""
-
 _ILLUMINATION = ("Transmitted", "Epifluorescence", "Oblique", "NonLinear", "Other")
 
 _TMP_NAME = r"\.[0-9a-f]{32}\.tmp(?:\.level\d+)?"
@@ -123,19 +95,6 @@ _TMP_NAME = r"\.[0-9a-f]{32}\.tmp(?:\.level\d+)?"
 
 _CLASSIC_TIFF_LIMIT = 2**32 - 2**24
 """Estimated file sizes above this (4 GiB less a 16 MiB margin) get BigTIFF."""
-
-
-def ome_length_unit(unit: str | None) -> str | None:
-    """Map a length unit to its OME-XML symbol; None when it has none.
-
-    >>> ome_length_unit("micrometer"), ome_length_unit("um"), ome_length_unit("nm"), ome_length_unit("furlong")
-    ('µm', 'µm', 'nm', None)
-    """
-    if unit is None:
-        return None
-    text = unit.strip()
-    text = _UNIT_ALIASES.get(text, _UNIT_ALIASES.get(text.lower(), text))
-    return text if text in _OME_LENGTH_UNITS else None
 
 
 def _check_compression(value: Any) -> str | None:
@@ -273,7 +232,7 @@ def _roundup16(n: int) -> int:
     return max(16, -(-n // 16) * 16)
 
 
-def plan(image: OMEArrow, **options: Any) -> TiffPlan:
+def plan(image: WriteInput | OMEArrow, **options: Any) -> TiffPlan:
     """Plan the OME-TIFF of ``image`` with :func:`write`'s options; reads no pixels.
 
     >>> import numpy as np
@@ -286,7 +245,7 @@ def plan(image: OMEArrow, **options: Any) -> TiffPlan:
     return _plan(image, opts, "OME-TIFF output")
 
 
-def _plan(image: OMEArrow, opts: TiffWriteOptions, where: str) -> TiffPlan:
+def _plan(image: WriteInput | OMEArrow, opts: TiffWriteOptions, where: str) -> TiffPlan:
     shape: Shape5 = tuple(int(s) for s in image.shape)  # type: ignore[assignment]
     if math.prod(shape) == 0:
         raise OmeArrowDaskError(f"{where}: cannot write an empty image of shape {shape} (TCZYX)")
@@ -395,9 +354,9 @@ def _resolution(meta: ImageMeta, level: int) -> dict[str, Any]:
     per_cm = []
     for axis in "xy":
         value, unit = _positive(getattr(ps, axis)), ome_length_unit(getattr(ps, f"{axis}_unit")) or "µm"
-        if value is None or unit not in _UM_PER_UNIT:
+        if value is None or unit not in UM_PER_UNIT:
             return {}
-        per_cm.append(1e4 / (value * _UM_PER_UNIT[unit] * 2**level))
+        per_cm.append(1e4 / (value * UM_PER_UNIT[unit] * 2**level))
     return {"resolution": (per_cm[0], per_cm[1]), "resolutionunit": "CENTIMETER"}
 
 
@@ -526,7 +485,7 @@ def _tiles(
         del block
 
 
-def _dask_reader(image: OMEArrow) -> Any:
+def _dask_reader(image: WriteInput) -> Any:
     array = image.to_dask()
 
     def read(t: int, c: int, z0: int, z1: int, y0: int, y1: int) -> np.ndarray:
@@ -546,7 +505,7 @@ def _temp_files(out: Path) -> list[Path]:
     return [out.parent / name for name in sorted(names) if pattern.match(name)]
 
 
-def _write_file(image: OMEArrow, tmp: Path, plan_: TiffPlan, opts: TiffWriteOptions, where: str) -> None:
+def _write_file(image: WriteInput, tmp: Path, plan_: TiffPlan, opts: TiffWriteOptions, where: str) -> None:
     import tifffile
 
     meta = image.meta
@@ -607,8 +566,17 @@ def _spill_reader(spill: _Spill) -> Any:
     return read
 
 
-def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
-    """Write ``image`` as one OME-TIFF file ``out``; return ``out``.
+def _inspect(path: Path) -> Existing:
+    """What is at the output ``path``: nothing, a file (replaceable) or a folder (refused)."""
+    if path.is_dir():
+        return Existing.foreign("is a folder; an OME-TIFF output is a file: choose a file name (.ome.tiff)")
+    return Existing.output() if path.exists() else Existing("absent")
+
+
+def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
+    """Write ``image`` (a :class:`~ome_arrow_dask.jobs.WriteInput` or an ``OMEArrow`` plan) as one OME-TIFF file.
+
+    Returns ``out``.
 
     Options are the fields of :class:`TiffWriteOptions` (``levels``, ``tile``,
     ``compression``, ``compression_level``, ``predictor``, ``bigtiff``, ``overwrite``,
@@ -636,25 +604,22 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     [(8, 8), (4, 4)]
     """
     opts = _options(options)
+    item = as_write_input(image)
     path = Path(os.path.abspath(os.fspath(out)))
     where = os.fspath(out)
-    plan_ = _plan(image, opts, where)
-    check_output_not_input(path, image_input_paths(image), job_paths=(lock_path(path),))  # before touching anything
-    if path.is_dir():
-        raise OmeArrowDaskError(f"{where} is a folder; an OME-TIFF output is a file: choose a file name (.ome.tiff)")
-    if path.exists() and not opts.overwrite:
-        raise OmeArrowDaskError(f"{where} exists: pass overwrite=True (CLI --overwrite) to replace it")
-    validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
+    plan_ = _plan(item, opts, where)
+    check_output_not_input(path, item.identity.input_paths, job_paths=(lock_path(path),))  # before touching anything
+    decide(where, overwrite=opts.overwrite, resume=False, existing=_inspect(path))  # refused before any check
+    item.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output exists
     path.parent.mkdir(parents=True, exist_ok=True)
     with JobLock(path):  # a second job on this output is refused here, before it deletes or writes anything
+        decide(where, overwrite=opts.overwrite, resume=False, existing=_inspect(path))  # none appeared meanwhile
         for leftover in _temp_files(path):  # of a killed run: we hold the lock, nobody else writes them
             with contextlib.suppress(FileNotFoundError):
                 leftover.unlink()
-        if path.exists() and not opts.overwrite:  # appeared while we waited for nothing: still refuse
-            raise OmeArrowDaskError(f"{where} exists: pass overwrite=True (CLI --overwrite) to replace it")
         tmp = tmp_path(path)
         try:
-            _write_file(image, tmp, plan_, opts, where)
+            _write_file(item, tmp, plan_, opts, where)
             commit(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)

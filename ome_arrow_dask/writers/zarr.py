@@ -10,9 +10,11 @@ the stored level ``k-1`` (2x mean in Y/X, or 2x stride for labels).
 Ordering (RELIABILITY.md §4.2): the group attribute
 ``ome_arrow_dask = {"status": "in_progress", "fingerprint": ...}`` is written first;
 the NGFF ``multiscales`` / ``omero`` metadata and ``status: "complete"`` are written
-last, in one rewrite of the group metadata. ``resume=True`` keeps the units whose
-markers exist and refuses (:class:`~ome_arrow_dask.errors.InputChangedError`) when
-the fingerprint (source token, selection and every output parameter) differs.
+last, in one rewrite of the group metadata. Whether a job creates, overwrites, resumes
+or has nothing to do is decided by :func:`ome_arrow_dask.jobs.decide`, as for every
+writer: ``resume=True`` keeps the units whose markers exist and refuses
+(:class:`~ome_arrow_dask.errors.InputChangedError`) when the fingerprint (source token,
+selection and every output parameter) differs.
 
 Codec pipeline (issue 19): chunks are encoded by the Rust ``zarrs`` pipeline when it is
 installed (``pip install "ome-arrow-dask[fast]"``; ``codec_pipeline="default"`` or
@@ -28,7 +30,6 @@ the pixels that exist (edge replication), so no input pixel is dropped.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -47,35 +48,39 @@ from dask.base import tokenize
 from dask.delayed import Delayed
 from dask.highlevelgraph import HighLevelGraph
 
-from ..errors import InputChangedError, OmeArrowDaskError, OutputInUseError
+from ..errors import OmeArrowDaskError, OutputInUseError
 from ..graph import active_client, run_graph
-from ..sources.base import validate_before_write
-from . import _ngff_meta
-from ._jobfiles import (
+from ..jobs import (
+    IN_PROGRESS,
+    STATUS_KEY,
+    Existing,
+    JobDecision,
     JobLock,
+    WriteInput,
     atomic_write_text,
     check_output_not_input,
-    check_recorded_inputs,
     check_verify_inputs,
+    creating_leftovers,
+    creating_path,
+    decide,
     fsync_dir,
-    image_input_paths,
-    input_records,
+    job_fingerprint,
     lock_path,
+    package_version,
     progress_dir,
+    read_job_record,
     records_digest,
+    status_record,
+    write_job_record,
 )
+from . import _ngff_meta
+from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
     from ..meta import ImageMeta
 
 __all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "verify_units", "write"]
-
-STATUS_KEY = "ome_arrow_dask"
-"""Group attribute holding ``{"status": ..., "fingerprint": ...}``."""
-
-_CREATING = ".creating-"
-"""Infix of the temp folder a new store is built in before it is renamed into place."""
 
 _COMPRESSORS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none")
 Shape5 = tuple[int, int, int, int, int]
@@ -564,72 +569,66 @@ def read_status(out: str | os.PathLike[str]) -> dict[str, Any] | None:
     return status if isinstance(status, dict) else None
 
 
-def _fingerprint(image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions, inputs: str = "") -> str:
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        pkg = version("ome-arrow-dask")
-    except PackageNotFoundError:
-        pkg = "unknown"
+def _fingerprint(image: WriteInput, layouts: list[LevelLayout], opts: ZarrWriteOptions, inputs: str = "") -> str:
     params = {
-        "source": tokenize(image.source.token, image.selection),
+        "source": image.identity.token,
         "dtype": str(image.dtype),
         "layouts": [asdict(layout) for layout in layouts],
         "version": opts.version,
         "compressor": [opts.compressor, int(opts.clevel)],
-        "package": pkg,
-        "inputs": inputs,  # digest of the input files' records (see _jobfiles.input_records)
+        "package": package_version(),
+        "inputs": inputs,  # digest of the input files' records (see jobs.fingerprint.input_records)
     }
-    return hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()
+    return job_fingerprint(params)
 
 
 def _looks_like_zarr(path: str) -> bool:
     return any(os.path.isfile(os.path.join(path, m)) for m in ("zarr.json", ".zgroup", ".zarray"))
 
 
+def inspect_output(out: str, read: Any = None) -> Existing:
+    """What is at the zarr output ``out`` (:class:`~ome_arrow_dask.jobs.Existing`), from metadata only.
+
+    ``read`` returns the status attribute of a zarr store (default :func:`read_status`);
+    the plate writer passes its own. A folder that is not a zarr store, or a file, is
+    foreign: never written into or deleted, ``overwrite`` or not.
+    """
+    if not os.path.exists(out):
+        return Existing("absent")
+    refuse = "refusing to write into it or delete it (also with overwrite=True): choose another output path"
+    if not os.path.isdir(out):
+        return Existing.foreign(f"already exists and is a file, not a zarr store; {refuse}")
+    if not os.listdir(out):
+        return Existing("empty")
+    if not _looks_like_zarr(out):
+        return Existing.foreign(f"already exists and is not a zarr store; {refuse}")
+    try:
+        record = read_job_record(out)
+    except OmeArrowDaskError:  # a damaged record only loses the names of the changed inputs
+        record = None
+    return Existing.output((read or read_status)(out), record)
+
+
 def _remove_output(out: str, progress_dir: str) -> None:
-    if os.path.isdir(out) and os.listdir(out) and not _looks_like_zarr(out):
-        raise OmeArrowDaskError(f"{out} exists and is not a zarr store; refusing to delete it with overwrite=True")
-    if os.path.isfile(out):
-        raise OmeArrowDaskError(f"{out} is a file, not a zarr store; refusing to overwrite it")
+    """Delete the output ``out`` (an empty folder or a zarr store, see :func:`inspect_output`) and its records."""
     shutil.rmtree(out, ignore_errors=True)
     shutil.rmtree(progress_dir, ignore_errors=True)
 
 
-def _refuse_changed_inputs(out: str, progress_dir: str, job: dict[str, Any]) -> None:
-    """Name the input files that changed since the interrupted job started, if its records say so."""
-    try:
-        with open(os.path.join(progress_dir, "job.json"), encoding="utf-8") as fh:
-            recorded = json.load(fh)
-    except (OSError, ValueError):
-        return
-    check_recorded_inputs(out, recorded, job["inputs"], job["opts"].verify_inputs)
-
-
-def _prepare(out: str, progress_dir: str, fingerprint: str, opts: ZarrWriteOptions, job: dict[str, Any]) -> str:
-    """Decide what to do with ``out``: ``"create"``, ``"resume"`` or ``"done"``; raise on conflicts."""
-    if not os.path.exists(out):
-        shutil.rmtree(progress_dir, ignore_errors=True)  # records without their output are stale
-        return "create"
-    if opts.overwrite:
-        _remove_output(out, progress_dir)
-        return "create"
-    status = read_status(out)
-    state = None if status is None else status.get("status")
-    if not opts.resume or status is None:
-        if state == "in_progress":
-            raise OmeArrowDaskError(
-                f"{out} holds an unfinished conversion: pass resume=True (CLI --resume) to finish it "
-                "or overwrite=True (CLI --overwrite) to start again"
-            )
-        raise OmeArrowDaskError(f"{out} already exists: pass overwrite=True (CLI --overwrite) to replace it")
-    if status.get("fingerprint") != fingerprint:
-        _refuse_changed_inputs(out, progress_dir, job)
-        raise InputChangedError(
-            f"{out} was written from another input or with other parameters (fingerprint "
-            f"{str(status.get('fingerprint'))[:12]}... != {fingerprint[:12]}...); use overwrite=True to start again"
-        )
-    return "done" if state == "complete" else "resume"
+def _decide(root: str, opts: ZarrWriteOptions, job: dict[str, Any]) -> JobDecision:
+    """The job's :class:`~ome_arrow_dask.jobs.JobDecision`; prepares ``root`` for a fresh start."""
+    decision = decide(
+        root,
+        overwrite=opts.overwrite,
+        resume=opts.resume,
+        fingerprint=job["fingerprint"],
+        existing=inspect_output(root),
+        inputs=job["inputs"],
+        verify_inputs=opts.verify_inputs,
+    )
+    if decision.fresh:  # records without their output are stale; an empty folder is replaced by the new store
+        _remove_output(root, job["progress_dir"])
+    return decision
 
 
 def _crc32c() -> Any:
@@ -651,18 +650,16 @@ def _compressors(opts: ZarrWriteOptions) -> Any:
     return [BloscCodec(cname=opts.compressor, clevel=int(opts.clevel), shuffle="bitshuffle"), _crc32c()]
 
 
-def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
+def _create(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
     """Create the group (status in_progress), every level array, and ``job.json``.
 
     The store is built in a sibling temp folder and renamed into place, so a crash
     while creating leaves either no output or a complete, empty ``in_progress`` one.
     """
     opts: ZarrWriteOptions = job["opts"]
-    status = {"status": "in_progress", "fingerprint": job["fingerprint"], "units": job["units"]}
-    os.makedirs(progress_dir, exist_ok=True)
-    record = {**status, "verify_inputs": opts.verify_inputs, "inputs": job["inputs"]}
-    atomic_write_text(os.path.join(progress_dir, "job.json"), json.dumps(record, indent=1))
-    building = f"{out}{_CREATING}{uuid.uuid4().hex[:12]}"
+    status = status_record(IN_PROGRESS, job["fingerprint"], units=job["units"])
+    write_job_record(out, {**status, "verify_inputs": opts.verify_inputs, "inputs": job["inputs"]})
+    building = creating_path(out)
     try:
         _build_store(building, image, layouts, opts, status)
         os.rename(building, out)
@@ -678,7 +675,7 @@ def _create(out: str, progress_dir: str, image: OMEArrow, layouts: list[LevelLay
 
 
 def _build_store(
-    building: str, image: OMEArrow, layouts: list[LevelLayout], opts: ZarrWriteOptions, status: dict[str, Any]
+    building: str, image: WriteInput, layouts: list[LevelLayout], opts: ZarrWriteOptions, status: dict[str, Any]
 ) -> None:
     """Create the group (with ``status``) and every level array in the folder ``building``."""
     import zarr
@@ -715,13 +712,9 @@ def _clean_leftovers(out: str) -> int:
     Called only once ``out`` is known to be ours (being created, or resumed).
     """
     removed = 0
-    parent, base = os.path.split(out)
-    creating = re.compile(re.escape(base + _CREATING) + r"[0-9a-f]{12}")
-    if os.path.isdir(parent or "."):
-        for name in os.listdir(parent or "."):
-            if creating.fullmatch(name):
-                shutil.rmtree(os.path.join(parent, name), ignore_errors=True)
-                removed += 1
+    for building in creating_leftovers(out):
+        shutil.rmtree(building, ignore_errors=True)
+        removed += 1
     for folder, _, files in os.walk(out):
         for name in files:
             if _ZARR_PARTIAL.fullmatch(name):
@@ -820,7 +813,7 @@ def _binnable(layouts: list[LevelLayout], k: int) -> bool:
     return even and this.unit[:3] == nxt.unit[:3]
 
 
-def _pyramid_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> Delayed | None:
+def _pyramid_graph(image: WriteInput, out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> Delayed | None:
     """One task per unit not yet done, all levels in one graph; None when nothing is left.
 
     Level ``k + 1`` units are assembled from the binned blocks that level ``k``'s tasks
@@ -840,7 +833,7 @@ def _pyramid_graph(image: OMEArrow, out: str, layouts: list[LevelLayout], job: d
     for k in range(1, n):
         ok = _binnable(layouts, k - 1)
         from_memory.append({i for i in todo[k] if ok and all(c in todo[k - 1] for c in _contributors(layouts, k, i))})
-    blocks = image.to_dask()
+    blocks = image.array
     units = regular_chunks(layouts[0].shape, layouts[0].unit)
     if blocks.chunks != units:  # dask's own method choice imports distributed (0.2-0.5 s) to look for a client
         blocks = blocks.rechunk(units, method=None if active_client() is not None else "tasks")
@@ -937,7 +930,7 @@ def _stage_folder(root: str, progress: str, opts: ZarrWriteOptions) -> str | Non
     return stage
 
 
-def _finalize(out: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
+def _finalize(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
     """Check every unit has a record, then write NGFF metadata and status complete at once."""
     import zarr
 
@@ -952,13 +945,15 @@ def _finalize(out: str, image: OMEArrow, layouts: list[LevelLayout], job: dict[s
     paths = [layout.path for layout in layouts]
     windows = _written_windows(out, layouts[-1].path, image.meta)
     attrs = _ngff_meta.group_attributes(image.meta, paths, job["method"], opts.version, windows)
-    attrs[STATUS_KEY] = {"status": "complete", "fingerprint": job["fingerprint"], "units": job["units"]}
+    attrs[STATUS_KEY] = status_record("complete", job["fingerprint"], units=job["units"])
     zarr.open_group(out, mode="r+").attrs.put(attrs)
     shutil.rmtree(job["progress_dir"], ignore_errors=True)
 
 
-def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
-    """Write ``image`` as OME-Zarr to ``out``; return ``out``.
+def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
+    """Write ``image`` (a :class:`~ome_arrow_dask.jobs.WriteInput` or an ``OMEArrow`` plan) as OME-Zarr to ``out``.
+
+    Returns ``out``.
 
     Options are the fields of :class:`ZarrWriteOptions` (``chunks``, ``levels``,
     ``version``, ``compressor``, ``clevel``, ``shards``, ``overwrite``, ``resume``,
@@ -988,19 +983,20 @@ def write(image: OMEArrow, out: str | os.PathLike[str], **options: Any) -> str |
     'complete'
     """
     opts = ZarrWriteOptions(**options)
+    item = as_write_input(image)
     root = os.path.abspath(os.fspath(out))
-    inputs = image_input_paths(image)
+    inputs = item.identity.input_paths
     check_output_not_input(root, inputs, job_paths=(progress_dir(root), lock_path(root)))  # before touching anything
-    layouts = level_layouts(image.shape, opts)  # type: ignore[arg-type]
+    layouts = level_layouts(item.shape, opts)  # type: ignore[arg-type]
     with JobLock(root):  # a second job on this output is refused here, before it deletes or writes anything
-        _run_job(image, root, layouts, opts, inputs)
+        _run_job(item, root, layouts, opts)
     return out
 
 
-def _run_job(image: OMEArrow, root: str, layouts: list[LevelLayout], opts: ZarrWriteOptions, inputs: tuple) -> None:
+def _run_job(image: WriteInput, root: str, layouts: list[LevelLayout], opts: ZarrWriteOptions) -> None:
     """Create, resume or finish the output ``root``; the caller holds its lock."""
-    records = input_records(inputs, opts.verify_inputs)
-    job = {
+    records = image.identity.input_records(opts.verify_inputs)
+    job: dict[str, Any] = {
         "opts": opts,
         "fingerprint": _fingerprint(image, layouts, opts, records_digest(records, opts.verify_inputs)),
         "inputs": records,
@@ -1008,15 +1004,15 @@ def _run_job(image: OMEArrow, root: str, layouts: list[LevelLayout], opts: ZarrW
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
     }
-    validate_before_write(image.source)  # e.g. every header of a pattern stack, before any output exists
-    action = _prepare(root, job["progress_dir"], job["fingerprint"], opts, job)
+    image.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output is touched
+    decision = _decide(root, opts, job)
     _clean_leftovers(root)  # ours (we hold the lock): half-built stores of a crashed or refused run
-    if action == "done":
+    if decision.mode == "done":
         shutil.rmtree(job["progress_dir"], ignore_errors=True)  # a kill during finalize may leave records
         return
-    if action == "create":
+    if decision.fresh:
         os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
-        _create(root, job["progress_dir"], image, layouts, job)
+        _create(root, image, layouts, job)
     elif opts.verify:
         verify_units(root, layouts, job)
     job["stage"], job["run"] = _stage_folder(root, job["progress_dir"], opts), uuid.uuid4().hex
