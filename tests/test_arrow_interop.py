@@ -27,7 +27,7 @@ from ome_arrow_dask import (
     SelectionError,
     UnsupportedSourceError,
 )
-from ome_arrow_dask._arrow_import import RecordSource
+from ome_arrow_dask.arrow.ingest import RecordSource
 from ome_arrow_dask.arrow_schema import CHANNEL_NAMES_KEY, OME_ARROW_BYTE_STRUCT, OME_ARROW_STRUCT
 from ome_arrow_dask.meta import Channel
 

@@ -1,4 +1,4 @@
-"""Import Arrow data as image sources: OME-Arrow records, fixed-shape tensors, Pillow images.
+"""Arrow data in: OME-Arrow records, fixed-shape tensors and Pillow images as image sources.
 
 Anything with ``__arrow_c_array__`` or ``__arrow_c_stream__`` (pyarrow arrays and
 scalars, polars Series, Pillow images, this package's own exports) is read through the
@@ -13,7 +13,7 @@ Arrow C data interface, without copying where the buffers allow:
 * **Tensors**: ``arrow.fixed_shape_tensor`` arrays, or nested fixed-size lists (polars
   ``Array``, DuckDB ``ARRAY``). Axis letters come from ``dim_order``, else ``dim_names``,
   else the rank default; channel names from the field metadata key
-  :data:`~ome_arrow_dask.arrow_schema.CHANNEL_NAMES_KEY`.
+  :data:`~ome_arrow_dask.arrow.schema.CHANNEL_NAMES_KEY`.
 * **Pillow images** (Pillow >= 11.2): single-band modes become YX, multi-band YXC with
   the band names as channel names (RGB keeps a strided view of Pillow's 4-byte pixels).
 
@@ -24,31 +24,23 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 from dask.base import tokenize
 
-from .arrow_schema import (
-    CHANNEL_NAMES_KEY,
-    OME_ARROW_BYTE_STRUCT,
-    OME_ARROW_STRUCT,
-    REQUIRED_FIELDS,
-    is_ome_arrow_struct,
-)
-from .errors import (
-    CorruptInputError,
+from ..errors import (
     DimOrderError,
     InconsistentInputError,
     OmeArrowDaskError,
     SelectionError,
     UnsupportedSourceError,
 )
-from .meta import Channel, ImageMeta
-from .sources._parquet_struct import decode_entry, load_payload, record_layout, record_metadata, row_payload
-from .sources.base import ArraySource, ChunkCoords, Source, SourceBase, chunk_slices, parse_dim_order
+from ..meta import Channel, ImageMeta
+from ..sources.base import ArraySource, ChunkCoords, Source, SourceBase, chunk_slices, parse_dim_order
+from .codec import decode_entry, open_record
+from .schema import CHANNEL_NAMES_KEY, REQUIRED_FIELDS, is_ome_arrow_struct
 
 _EXPECTED = (
     "an OME-Arrow struct array, an arrow.fixed_shape_tensor array (or nested fixed-size lists) or a Pillow image"
@@ -169,10 +161,7 @@ class RecordSource(SourceBase):
         self._row_index = row
         self._array = array.slice(row, 1)
         self._where = f"Arrow OME-Arrow record (row {row})"
-        record = record_metadata(self._array, self._where)
-        self._layout = record_layout(record, self._array, self._where)
-        lists = self._array.field(self._layout.field)
-        self._payload = row_payload(load_payload(lists, self._layout, self._where), 0)
+        self._layout, self._payload = open_record(self._array, 0, self._where)
 
     @property
     def meta(self) -> ImageMeta:
@@ -240,39 +229,6 @@ class RecordSource(SourceBase):
 
     def __reduce__(self) -> tuple[object, ...]:
         return (RecordSource, (self._array, None))
-
-
-
-def is_record_dict(data: object) -> bool:
-    """True for a mapping in OME-Arrow record form (has ``pixels_meta``), as ome-arrow's ``OMEArrow(dict)`` takes.
-
-    >>> is_record_dict({"pixels_meta": {}}), is_record_dict({"a": 1}), is_record_dict([1])
-    (True, False, False)
-    """
-    return isinstance(data, Mapping) and not isinstance(data, pa.Scalar) and "pixels_meta" in data  # not StructScalar
-
-
-def record_from_dict(record: Mapping[str, Any]) -> pa.StructArray:
-    """A one-row OME-Arrow struct array from a record in Python form (ome-arrow's ``OMEArrow(dict)``).
-
-    The struct is ``OME_ARROW_BYTE_STRUCT`` when the chunks carry ``pixel_bytes``, else
-    ``OME_ARROW_STRUCT``; fields the dict lacks are null and keys the struct does not have
-    are ignored, as in ome-arrow. Values that do
-    not fit the struct (e.g. negative ``list<uint16>`` pixels) raise
-    :class:`~ome_arrow_dask.errors.CorruptInputError` naming the cause.
-    """
-    chunks = record.get("chunks") or []
-    first = chunks[0] if isinstance(chunks, (list, tuple)) and chunks else None
-    byte_chunks = isinstance(first, Mapping) and "pixel_bytes" in first
-    struct_type = OME_ARROW_BYTE_STRUCT if byte_chunks else OME_ARROW_STRUCT
-    row = {struct_type.field(i).name: record.get(struct_type.field(i).name) for i in range(struct_type.num_fields)}
-    try:
-        return pa.array([row], type=struct_type)
-    except (pa.ArrowException, TypeError, ValueError, OverflowError) as exc:
-        raise CorruptInputError(
-            f"the OME-Arrow record dict does not fit the OME-Arrow struct ({exc}); list payloads store "
-            "pixels as uint16 (0..65535), byte payloads need 'pixel_bytes' and 'dtype' in every chunk"
-        ) from exc
 
 
 def record_source(array: pa.Array, row_index: int | None = None) -> Source:
