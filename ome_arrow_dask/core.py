@@ -17,7 +17,8 @@ import dask.array as da
 import numpy as np
 
 from . import render
-from ._arrow_import import is_arrow_input, is_record_dict, record_from_dict, source_from_arrow
+from .arrow.codec import is_record_dict, record_from_dict
+from .arrow.ingest import is_arrow_input, source_from_arrow
 from .errors import OmeArrowDaskError
 from .graph import build_array, plan_reads, read_into_memory
 from .lowering import ReadPlan
@@ -33,12 +34,14 @@ from .selection import (
 )
 from .sources import open_source
 from .sources.base import ArraySource, MetaOverride, Source, input_paths_of
+from .tensor import LazyTensorView, TensorView
 from .xarray_interop import is_data_array, is_xarray, source_from_xarray
 
 if TYPE_CHECKING:
     import pyarrow as pa
 
-    from .arrow_interop import ChunkStream, ImageColumn
+    from .arrow.chunks import ChunkStream
+    from .arrow.tables import ImageColumn
 
 
 def _is_source(obj: object) -> bool:
@@ -87,7 +90,7 @@ class OMEArrow:
         :class:`~ome_arrow_dask.sources.Source`, another ``OMEArrow``, or Arrow data:
         an OME-Arrow struct array / scalar, an ``arrow.fixed_shape_tensor`` array, a
         Pillow image, or any object with ``__arrow_c_array__`` / ``__arrow_c_stream__``
-        (zero-copy where the buffers allow; see :mod:`ome_arrow_dask._arrow_import`).
+        (zero-copy where the buffers allow; see :mod:`ome_arrow_dask.arrow.ingest`).
     tcz
         Default (t, c, z) plane for the HTML thumbnail, as in ome-arrow.
     dim_order
@@ -137,7 +140,7 @@ class OMEArrow:
         elif lazy:
             raise TypeError("lazy=True currently supports only string paths (or os.PathLike); arrays are in memory")
         elif isinstance(data, OMEArrow):
-            source = data._source
+            source = data.source
         elif _is_source(data):
             source = data
         elif is_record_dict(data):
@@ -148,8 +151,8 @@ class OMEArrow:
             source = _array_source(data, dim_order, chunks)
         if image_type is not None:
             source = MetaOverride(source, source.meta.replace(image_type=image_type))
-        selection = data._selection if isinstance(data, OMEArrow) else full_selection(source.meta.shape)
-        steps = data._steps if isinstance(data, OMEArrow) else ()
+        selection = data.selection if isinstance(data, OMEArrow) else full_selection(source.meta.shape)
+        steps = data.steps if isinstance(data, OMEArrow) else ()
         self._init_plan(source, selection, steps, tcz)
         if is_path and not lazy:
             self.collect()
@@ -225,6 +228,11 @@ class OMEArrow:
         """The composed selection in source coordinates, one index per TCZYX axis."""
         return self._selection
 
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """How the plan was built: one description per step since the source was opened (as :meth:`explain` lists)."""
+        return self._steps
+
     @cached_property
     def read_plan(self) -> ReadPlan:
         """The selection lowered onto the source's chunk grid (no reads)."""
@@ -273,9 +281,47 @@ class OMEArrow:
         return not self.is_lazy and is_identity(self._selection, self._source.meta.shape)
 
     # ------------------------------------------------------------------ planning
-    def _compose(self, inner: Iterable[Any], step: str) -> OMEArrow:
+    def compose(self, inner: Iterable[Any], step: str) -> OMEArrow:
+        """Return a new plan that selects ``inner`` from this plan's result (reads nothing).
+
+        Parameters
+        ----------
+        inner
+            One index per TCZYX axis, relative to this plan's shape (``range``, tuple of
+            ints, or anything :func:`~ome_arrow_dask.selection.compose_selection` accepts).
+        step
+            How :meth:`explain` describes this step, e.g. ``"tensor_view(t=0)"``.
+
+        >>> import numpy as np
+        >>> img = OMEArrow(np.zeros((1, 2, 1, 4, 4), "u1"))
+        >>> crop = img.compose((range(1), (1,), range(1), range(1, 3), range(4)), "second channel")
+        >>> crop.shape, crop.steps
+        ((1, 1, 1, 2, 4), ('second channel',))
+        """
         selection = compose_selection(self._selection, inner)
         return self._from_plan(self._source, selection, (*self._steps, step), self.tcz)
+
+    def with_source(self, source: Source, step: str | None = None) -> OMEArrow:
+        """Return this plan (selection, steps, ``tcz``) reading from ``source`` instead (reads nothing).
+
+        ``source`` must have the same TCZYX shape as :attr:`source`, typically because it
+        wraps it (a cache, a metadata override). ``step``, when given, is added to :attr:`steps`.
+
+        >>> import numpy as np
+        >>> from ome_arrow_dask.sources.base import MetaOverride
+        >>> crop = OMEArrow(np.zeros((1, 1, 1, 4, 4), "u1")).slice_lazy(0, 2, 0, 2)
+        >>> label_meta = crop.source.meta.replace(image_type="label")
+        >>> labelled = crop.with_source(MetaOverride(crop.source, label_meta), "label")
+        >>> labelled.shape, labelled.steps, labelled.meta.image_type
+        ((1, 1, 1, 2, 2), ('slice_lazy(x=0:2, y=0:2)', 'label'), 'label')
+        """
+        if tuple(source.meta.shape) != tuple(self._source.meta.shape):
+            raise OmeArrowDaskError(
+                f"with_source: the new source has shape {tuple(source.meta.shape)}, this plan's source "
+                f"{tuple(self._source.meta.shape)}; pass a source over the same image (e.g. a wrapper of plan.source)"
+            )
+        steps = self._steps if step is None else (*self._steps, step)
+        return self._from_plan(source, self._selection, steps, self.tcz)
 
     def slice_lazy(
         self,
@@ -308,7 +354,7 @@ class OMEArrow:
             half_open_bounds(x_min, x_max, x, "x"),
         )
         step = render.slice_step(inner, self.shape)
-        return self._compose(inner, step)
+        return self.compose(inner, step)
 
     def slice(self, *args: Any, **kwargs: Any) -> OMEArrow:
         """Same as :meth:`slice_lazy` (ome-arrow's eager name); nothing is read."""
@@ -359,12 +405,10 @@ class OMEArrow:
     def to_numpy(self, **compute_kwargs: Any) -> np.ndarray:
         """Read the selection and return it as a TCZYX numpy array (the plan stays lazy)."""
         collected = self._collected(**compute_kwargs)
-        return collected._source.array  # type: ignore[attr-defined, no-any-return]
+        return collected._source.array  # type: ignore[attr-defined]
 
-    def tensor_view(self, **kwargs: Any) -> Any:
+    def tensor_view(self, **kwargs: Any) -> TensorView:
         """Return a tensor view (see :class:`~ome_arrow_dask.tensor.TensorView`)."""
-        from .tensor import LazyTensorView, TensorView
-
         cls = LazyTensorView if self.is_lazy else TensorView
         return cls(self, **kwargs)
 
@@ -396,10 +440,11 @@ class OMEArrow:
         if kind == "dask":
             array = self.to_dask()
             return array if dtype is None else array.astype(dtype)
-        from .writers import write
+        from .writers import as_write_input, write
 
         target = None if out is None else _absolute(out)  # workers may run in another directory
-        write(kind, self if dtype is None else self.astype(dtype), target, **options)
+        item = as_write_input(self if dtype is None else self.astype(dtype))  # array, meta and identity only
+        write(kind, item, target, **options)
         return out
 
     def astype(self, dtype: Any) -> OMEArrow:
@@ -421,9 +466,9 @@ class OMEArrow:
 
         ``payload="bytes"`` (default) keeps the dtype; ``"list"`` / ``"planes"`` store
         ``list<uint16>`` as ome-arrow's ``from_numpy`` does. See
-        :func:`~ome_arrow_dask.arrow_interop.record_array`.
+        :func:`~ome_arrow_dask.arrow.export.record_array`.
         """
-        from .arrow_interop import record_array
+        from .arrow.export import record_array
 
         shape = None if chunk_shape is None else tuple(chunk_shape)
         return record_array(self, payload=payload, chunk_shape=shape, chunk_compression=chunk_compression)
@@ -432,9 +477,9 @@ class OMEArrow:
         """Return the plan's chunks as a re-iterable Arrow stream, one row per chunk.
 
         Without ``pixels`` no pixel is read, so ``duckdb.sql("select ... from chunks")``
-        queries the chunk grid for free. See :class:`~ome_arrow_dask.arrow_interop.ChunkStream`.
+        queries the chunk grid for free. See :class:`~ome_arrow_dask.arrow.chunks.ChunkStream`.
         """
-        from .arrow_interop import ChunkStream
+        from .arrow.chunks import ChunkStream
 
         return ChunkStream(self, pixels=pixels, batch_size=batch_size)
 
@@ -450,22 +495,28 @@ class OMEArrow:
         """Open the image column of a feature table lazily: one ``OMEArrow`` per row.
 
         ``data`` is a Parquet file (only the rows you open are read, one row group each)
-        or an Arrow table. Returns an :class:`~ome_arrow_dask.arrow_interop.ImageColumn`
+        or an Arrow table. Returns an :class:`~ome_arrow_dask.arrow.tables.ImageColumn`
         (iterate it, index it, or slice it).
         """
-        from .arrow_interop import scan_table
+        from .arrow.tables import scan_table
 
-        return scan_table(data, column_name, tcz=tcz, image_type=image_type)
+        def open_file_row(path: str, column: str, row: int) -> OMEArrow:
+            return cls.scan(path, tcz=tcz, column_name=column, row_index=row, image_type=image_type)
+
+        def open_record(record: pa.Array) -> OMEArrow:
+            return cls(record, tcz, image_type=image_type)
+
+        return scan_table(data, column_name, open_file_row=open_file_row, open_record=open_record)
 
     def __arrow_c_schema__(self) -> object:
         """Arrow PyCapsule schema: an OME-Arrow byte-payload struct field (no pixels read)."""
-        from .arrow_interop import record_field
+        from .arrow.export import record_field
 
         return record_field().__arrow_c_schema__()
 
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
         """Arrow PyCapsule array: a one-row OME-Arrow struct record (byte payload; reads the pixels)."""
-        from .arrow_interop import record_capsules
+        from .arrow.export import record_capsules
 
         return record_capsules(self, requested_schema)
 
@@ -549,3 +600,8 @@ class OMEArrow:
     def __repr__(self) -> str:
         lazy = "lazy" if self.is_lazy else "in memory"
         return f"OMEArrow(shape={self.shape}, dtype={self.dtype}, {lazy}, source={self._source.describe()!r})"
+
+
+# tensor.py does not import this module (no import cycle); it opens non-plan inputs of
+# ``TensorView(data)`` with the plan class registered here.
+TensorView.plan_type = OMEArrow

@@ -182,10 +182,11 @@ def _ngff_label_layers(image: Any) -> list[LayerData]:
 
 def layers_for(path: str) -> list[LayerData]:
     """Open ``path`` (a file, store, dataset folder, TIFF folder or glob) as napari layer data."""
+    from .core import OMEArrow
     from .preview import channel_colors, pyramid_path_levels
 
     target = _resolve(path) or path
-    levels = pyramid_path_levels(target)
+    levels = pyramid_path_levels(target, OMEArrow.scan(target))
     base = levels[0]
     meta = base.meta
     C = base.shape[1]

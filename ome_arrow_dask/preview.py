@@ -23,6 +23,7 @@ import numpy as np
 
 from .errors import OmeArrowDaskError
 from .meta import Channel
+from .sources.abilities import SupportsPyramidLevel
 
 if TYPE_CHECKING:
     from .core import OMEArrow
@@ -77,29 +78,24 @@ def _mib(n: int) -> str:
 
 
 def _level_of(source: object) -> int | None:
-    """The pyramid level a zarr / TIFF source was opened at (None for other sources)."""
-    module = type(source).__module__
-    if module not in ("ome_arrow_dask.sources.zarr", "ome_arrow_dask.sources.tiff"):
-        return None
-    level = getattr(source, "_level", None)
-    return int(level) if isinstance(level, int) else None
+    """The pyramid level a zarr / TIFF source was opened at (None for sources without levels)."""
+    return int(source.pyramid_level) if isinstance(source, SupportsPyramidLevel) else None
 
 
-def pyramid_path_levels(path: str, first: OMEArrow | None = None, **options: Any) -> list[OMEArrow]:
+def pyramid_path_levels(path: str, first: OMEArrow, **options: Any) -> list[OMEArrow]:
     """Every pyramid level of ``path`` as lazy plans, largest first (metadata only).
 
-    Levels are opened with ``level=k`` until the format says the level does not exist;
-    a level is kept only while T, C, Z and dtype match level 0 and Y / X shrink.
+    ``first`` is ``path`` opened with ``options`` (``OMEArrow.scan(path, **options)``); the
+    other levels are opened the same way with ``level=k`` until the format says the level
+    does not exist. A level is kept only while T, C, Z and dtype match level 0 and Y / X shrink.
     """
-    from .core import OMEArrow
-
-    base = first if first is not None else OMEArrow.scan(path, **options)
+    base = first
     levels = [base]
     if _level_of(base.source) is None:
         return levels
     for k in range(int(options.get("level", 0)) + 1, MAX_LEVELS):
         try:
-            nxt = OMEArrow.scan(path, **{**options, "level": k})
+            nxt = type(base).scan(path, **{**options, "level": k})
         except (OmeArrowDaskError, TypeError, OSError):
             break
         prev = levels[-1]
@@ -131,22 +127,25 @@ def smallest_level(plan: OMEArrow) -> tuple[OMEArrow, int | None]:
     if not paths:
         return plan, None
     try:
-        levels = pyramid_path_levels(paths[0], level=level)
+        levels = pyramid_path_levels(paths[0], type(plan).scan(paths[0], level=level), level=level)
     except (OmeArrowDaskError, TypeError, OSError):  # opened with options (dims=...) a plain scan lacks
         return plan, None
     if len(levels) < 2 or levels[0].meta.shape != meta.shape:
         return plan, None
     low = levels[-1]
     lshape = low.shape
-    selection = (sel[0], sel[1], sel[2], range(lshape[3]), range(lshape[4]))
-    return type(plan)._from_plan(low.source, selection, (), plan.tcz), level + len(levels) - 1
+    low_level = level + len(levels) - 1
+    inner = (sel[0], sel[1], sel[2], range(lshape[3]), range(lshape[4]))
+    return low.compose(inner, f"pyramid level {low_level}"), low_level
 
 
-def _strided(plan: OMEArrow, t: int, chans: tuple[int, ...], z: int, box: tuple[int, int, int, int], size: int):
+def _strided(
+    plan: OMEArrow, t: int, chans: tuple[int, ...], z: int, box: tuple[int, int, int, int], size: int
+) -> tuple[OMEArrow, int]:
     y0, y1, x0, x1 = box
     step = max(1, math.ceil(max(y1 - y0, x1 - x0) / size))
     inner = ((t,), chans, (z,), range(y0, y1, step), range(x0, x1, step))
-    return plan._compose(inner, "preview"), step
+    return plan.compose(inner, "preview"), step
 
 
 def sample(

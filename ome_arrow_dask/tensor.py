@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import threading
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
@@ -71,6 +71,13 @@ class TensorView:
     _layout_text: str | None = None
     """The layout string as the caller spelled it (what a lazy view's ``layout`` returns)."""
 
+    plan_type: ClassVar[type[OMEArrow] | None] = None
+    """The plan class: ``data`` of another type is opened with ``plan_type(data)``.
+
+    :mod:`ome_arrow_dask.core` sets it to :class:`~ome_arrow_dask.core.OMEArrow` when it is
+    imported (``import ome_arrow_dask`` does), so this module never imports core.
+    """
+
     def __init__(  # noqa: PLR0913 - mirrors ome-arrow's signature
         self,
         data: Any,
@@ -89,15 +96,16 @@ class TensorView:
         chunk_policy: str = "auto",
         channel_policy: str = "error",
     ) -> None:
-        from .core import OMEArrow
-
         if scene not in (None, 0):
             raise SelectionError(f"scene={scene!r}: a plan holds one scene; open it with OMEArrow.scan(path, scene=k)")
         if chunk_policy not in _CHUNK_POLICIES:
             raise OmeArrowDaskError(f"Unsupported chunk_policy {chunk_policy!r}; expected one of {_CHUNK_POLICIES}")
-        base = data if isinstance(data, OMEArrow) else OMEArrow(data, row_index=_first_record_row(data))
+        plan_type = TensorView.plan_type
+        if plan_type is None:  # only when this module is loaded without its package
+            raise OmeArrowDaskError("TensorView needs ome_arrow_dask.core: run `import ome_arrow_dask` first")
+        base = data if isinstance(data, plan_type) else plan_type(data, row_index=_first_record_row(data))
         args = ViewArgs(t, z, c, roi, roi3d, roi_nd, roi_type, tile)
-        plan = base._compose(view_selection(args, base.shape, base.chunks), _describe_args(args))
+        plan = base.compose(view_selection(args, base.shape, base.chunks), _describe_args(args))
         self._init(plan, None if layout is None else parse_layout(layout), dtype, channel_policy)
         self._layout_text = layout
 
@@ -212,7 +220,7 @@ class TensorView:
         channel policy are kept.
         """
         args = ViewArgs(**kwargs)
-        plan = self._plan._compose(view_selection(args, self._plan.shape, self._plan.chunks), _describe_args(args))
+        plan = self._plan.compose(view_selection(args, self._plan.shape, self._plan.chunks), _describe_args(args))
         view = self._derive(plan, self._layout, self._dtype, self._channel_policy)
         view._layout_text = self._layout_text
         return view
@@ -239,7 +247,7 @@ class TensorView:
         lp: LayoutPlan = self._layout_plan
         plan = self._plan
         if lp.first_channel_only:
-            plan = plan._compose(
+            plan = plan.compose(
                 (range(n) if ax != "C" else range(1) for ax, n in self._sizes().items()), "first channel"
             )
         array = plan.to_numpy()  # small reads skip the scheduler (see graph.read_into_memory)
@@ -309,20 +317,20 @@ class TensorView:
 
     # ----------------------------------------------------------------- Arrow
     def to_arrow(self) -> pa.ExtensionArray:
-        """Return the tensor as a length-1 ``arrow.fixed_shape_tensor`` array (see ``arrow_interop``)."""
-        from .arrow_interop import tensor_array
+        """Return the tensor as a length-1 ``arrow.fixed_shape_tensor`` array (see ``arrow.export``)."""
+        from .arrow.export import tensor_array
 
         return tensor_array(self)
 
     def __arrow_c_schema__(self) -> object:
         """Arrow PyCapsule schema: the ``arrow.fixed_shape_tensor`` field (no pixels read)."""
-        from .arrow_interop import tensor_field
+        from .arrow.export import tensor_field
 
         return tensor_field(self).__arrow_c_schema__()
 
     def __arrow_c_array__(self, requested_schema: object | None = None) -> tuple[object, object]:
         """Arrow PyCapsule array: the tensor, zero-copy when the layout keeps the buffer order."""
-        from .arrow_interop import tensor_capsules
+        from .arrow.export import tensor_capsules
 
         return tensor_capsules(self, requested_schema)
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .arrow_schema import record_from_meta
+from .arrow.schema import record_from_meta
 from .errors import DimOrderError, InconsistentInputError
 from .meta import AXES, Channel, PhysicalSize
 from .sources.base import ArraySource
