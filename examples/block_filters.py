@@ -42,7 +42,10 @@ def smooth(block: Block) -> None:
 
 
 def report(name: str, ours: OMEArrow, theirs: object, scipy_whole: np.ndarray) -> None:
-    """Print the time of our plan and its max abs difference to dask-image and to whole-array scipy."""
+    """Print the time of our plan and its max abs difference to dask-image and to whole-array scipy.
+
+    Fails when the plan differs from whole-array scipy (the oracle), so CI catches a wrong halo.
+    """
     started = time.perf_counter()
     mine = ours.to_numpy()
     elapsed = time.perf_counter() - started
@@ -51,6 +54,8 @@ def report(name: str, ours: OMEArrow, theirs: object, scipy_whole: np.ndarray) -
         f"{name:<26} {elapsed * 1000:6.0f} ms   max |ours - dask-image| = {np.abs(mine - other).max():<8.3g}"
         f"max |ours - scipy| = {np.abs(mine - scipy_whole).max():.3g}"
     )
+    if not np.allclose(mine, scipy_whole, rtol=0, atol=1e-4):
+        raise SystemExit(f"{name}: the block-wise result differs from whole-array scipy")
 
 
 def main() -> int:

@@ -41,7 +41,9 @@ def demo_image(folder: Path) -> Path:
         name="demo",
     )
     out = folder / "demo.ome.zarr"
-    OMEArrow(MetaOverride(img.source, meta)).export("ome-zarr", out=out, levels=3, chunks=(1, 1, 1, 64, 64))
+    OMEArrow(MetaOverride(img.source, meta)).export(
+        "ome-zarr", out=out, levels=3, chunks=(1, 1, 1, 64, 64), overwrite=True  # regenerated on every run
+    )
     return out
 
 

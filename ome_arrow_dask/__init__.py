@@ -12,7 +12,8 @@ the chunks they touch::
 
 from __future__ import annotations
 
-from .arrow_interop import ChunkStream, ImageColumn
+from .arrow.chunks import ChunkStream
+from .arrow.tables import ImageColumn
 from .blocks import Block, map_blocks
 from .cache import CachedSource, CacheInfo
 from .core import OMEArrow
@@ -30,6 +31,7 @@ from .errors import (
     OmeArrowDaskError,
     OutputInUseError,
     OutputIsInputError,
+    PatternError,
     ResourceLimitError,
     SelectionError,
     UnsafePathError,
@@ -68,6 +70,7 @@ __all__ = [
     "OmeArrowDaskError",
     "OutputInUseError",
     "OutputIsInputError",
+    "PatternError",
     "PhysicalSize",
     "Plate",
     "ResourceLimitError",

@@ -22,12 +22,13 @@ from typing import Any
 
 import dask.array as da
 import numpy as np
+import numpy.typing as npt
 from dask.array.core import normalize_chunks
 from dask.array.overlap import ensure_minimum_chunksize
 
 from .core import OMEArrow
 from .errors import DimOrderError, InconsistentInputError, OmeArrowDaskError, SelectionError
-from .meta import AXES, ImageMeta
+from .meta import AXES, ImageMeta, tczyx
 from .sources.base import ArraySource, default_chunks
 
 BOUNDARY_MODES = ("reflect", "periodic", "nearest", "none")
@@ -104,9 +105,12 @@ def normalize_halo(halo: Sequence[int] | Mapping[str, int] | None) -> Halo5:
         values = halo
     else:
         raise SelectionError(f"halo {halo!r} is not understood; {hint}")
-    if any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0 for v in values):
-        raise SelectionError(f"halo sizes must be non-negative integers, got {halo!r}; {hint}")
-    return tuple(int(v) for v in values)  # type: ignore[arg-type, return-value]
+    sizes: list[int] = []
+    for v in values:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise SelectionError(f"halo sizes must be non-negative integers, got {halo!r}; {hint}")
+        sizes.append(int(v))
+    return tczyx(sizes)
 
 
 def check_boundary(boundary: str | float) -> str | float:
@@ -177,10 +181,14 @@ def _run_block(
     halo: Halo5,
     boundary: str | float,
     dtype: np.dtype,
-    block_info: dict[Any, Any] | None = None,
+    block_info: dict[Any, Any],
 ) -> np.ndarray:
-    """Build the :class:`Block` for one output block, call ``func`` and check its result."""
-    info = block_info[None]  # type: ignore[index]
+    """Build the :class:`Block` for one output block, call ``func`` and check its result.
+
+    dask passes ``block_info`` because the signature names it (``meta=`` is given, so
+    dask never calls this without it to guess the output type).
+    """
+    info = block_info[None]
     index = tuple(int(i) for i in info["chunk-location"])
     block_min = tuple(int(lo) for lo, _ in info["array-location"])
     block_max = tuple(int(hi) - 1 for _, hi in info["array-location"])
@@ -268,7 +276,7 @@ def map_blocks(
     func: BlockFunc,
     *inputs: object,
     halo: Sequence[int] | Mapping[str, int] | None = None,
-    dtype: object = None,
+    dtype: npt.DTypeLike | None = None,
     block_shape: object = None,
     boundary: str | float = "reflect",
 ) -> OMEArrow:

@@ -27,6 +27,10 @@ class UnsupportedSourceError(OmeArrowDaskError):
     """No registered source format recognises the given path or object."""
 
 
+class PatternError(OmeArrowDaskError):
+    """A filename pattern is malformed or does not fit the files it is matched against."""
+
+
 class CorruptInputError(OmeArrowDaskError):
     """A file is truncated, undecodable or inconsistent with its own header."""
 

@@ -51,4 +51,5 @@ def to_device(array: da.Array, device: str = "cuda") -> da.Array:
         with cupy.cuda.Device(device_id):
             return cupy.asarray(block)
 
-    return array.map_blocks(upload, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, dtype=array.dtype))
+    # da.map_blocks(f, a) is what a.map_blocks(f) calls; dask types the method as the function (no ``self``)
+    return da.map_blocks(upload, array, dtype=array.dtype, meta=cupy.empty((0,) * array.ndim, dtype=array.dtype))

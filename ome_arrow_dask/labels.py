@@ -22,13 +22,14 @@ from __future__ import annotations
 import os
 import zlib
 from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from .errors import CorruptInputError, InconsistentInputError, OmeArrowDaskError, UnsupportedSourceError
 from .sources import _ngff
 
 if TYPE_CHECKING:
     from .core import OMEArrow
+    from .jobs import WriteInput
 
 __all__ = ["Labels", "labels_of", "prepare_labels", "write_labels"]
 
@@ -48,7 +49,9 @@ def _color(value: int) -> list[int]:
     return [64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF), 255]
 
 
-def _as_label(name: str, value: Any, image: OMEArrow) -> tuple[OMEArrow, dict[int, Any], dict[int, dict[str, Any]]]:
+def _as_label(
+    name: str, value: Any, image: OMEArrow | WriteInput
+) -> tuple[OMEArrow, dict[int, Any], dict[int, dict[str, Any]]]:
     from .core import OMEArrow
 
     colors: dict[int, Any] = {}
@@ -79,7 +82,7 @@ def _check_name(name: object) -> str:
     return name
 
 
-def prepare_labels(image: OMEArrow, labels: Mapping[str, Any]) -> dict[str, tuple[OMEArrow, dict, dict]]:
+def prepare_labels(image: OMEArrow | WriteInput, labels: Mapping[str, Any]) -> dict[str, tuple[OMEArrow, dict, dict]]:
     """Check ``labels`` against ``image`` (names, integer dtype, shape) before anything is written.
 
     Returns ``{name: (label image, colors, properties)}`` for :func:`write_labels`.
@@ -89,7 +92,7 @@ def prepare_labels(image: OMEArrow, labels: Mapping[str, Any]) -> dict[str, tupl
     return {_check_name(name): _as_label(name, value, image) for name, value in labels.items()}
 
 
-def write_labels(out: str, image: OMEArrow, labels: Mapping[str, Any], **options: Any) -> None:
+def write_labels(out: str, image: OMEArrow | WriteInput, labels: Mapping[str, Any], **options: Any) -> None:
     """Write ``labels`` beside the OME-Zarr image at ``out`` (already written from ``image``).
 
     ``labels`` is the user's mapping or what :func:`prepare_labels` returned.
@@ -114,13 +117,13 @@ def write_labels(out: str, image: OMEArrow, labels: Mapping[str, Any], **options
     if opts.shards is not None:
         label_opts["shards"] = (opts.shards[0], 1, *opts.shards[2:])
     group_path = os.path.join(out, "labels")
-    fmt = 3 if version == "0.5" else 2
+    fmt: Literal[2, 3] = 3 if version == "0.5" else 2
     group = zarr.open_group(group_path, mode="a", zarr_format=fmt)
     for name, (label, colors, properties) in prepared.items():
         path = os.path.join(group_path, name)
         zarr_writer.write(label, path, **label_opts)
         node = zarr.open_group(path, mode="r+")
-        attrs = dict(node.attrs)
+        attrs: dict[str, Any] = dict(node.attrs)  # what zarr_writer.write just wrote
         block = _image_label(path, colors, properties, version)
         if version == "0.5":
             attrs["ome"] = {**attrs["ome"], "image-label": block}
@@ -158,7 +161,8 @@ def _listed(group_path: str) -> list[str]:
     if found is None:
         return []
     attrs, where, _ = found
-    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    nested = attrs.get("ome")
+    ome = nested if isinstance(nested, dict) else attrs
     names = _ngff.typed_field(ome, "labels", list, where, "labels") or []
     for i, name in enumerate(names):
         if not isinstance(name, str):

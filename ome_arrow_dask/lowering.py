@@ -16,6 +16,7 @@ from itertools import accumulate
 
 import numpy as np
 
+from .meta import ChunkCoords
 from .selection import AxisIndex, Selection
 
 ChunkSelection = slice | tuple[int, ...]
@@ -35,7 +36,7 @@ class BlockRead:
     """One output block: which source chunk to read and what to keep of it."""
 
     out_block: tuple[int, ...]
-    chunk_coords: tuple[int, ...]
+    chunk_coords: ChunkCoords
     chunk_selection: tuple[ChunkSelection, ...]
 
 
@@ -129,7 +130,7 @@ class ReadPlan:
         for out_block, chunk_coords, chunk_selection in self.block_tuples():
             yield BlockRead(out_block, chunk_coords, chunk_selection)
 
-    def block_tuples(self) -> Iterator[tuple[tuple[int, ...], tuple[int, ...], tuple[ChunkSelection, ...]]]:
+    def block_tuples(self) -> Iterator[tuple[tuple[int, ...], ChunkCoords, tuple[ChunkSelection, ...]]]:
         """Like :meth:`blocks` as plain ``(out_block, chunk_coords, chunk_selection)`` tuples (graph building)."""
         per_axis = [
             [(i, p.chunk_index, p.chunk_selection) for i, p in enumerate(axis)] for axis in self.pieces

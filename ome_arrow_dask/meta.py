@@ -10,10 +10,12 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 
 from .errors import OmeArrowDaskError
 
@@ -22,11 +24,27 @@ AXES = "TCZYX"
 
 Shape5 = tuple[int, int, int, int, int]
 Chunks5 = tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...], tuple[int, ...]]
+ChunkCoords = tuple[int, int, int, int, int]
+"""Grid coordinates of one chunk, TCZYX (what ``Source.read_chunk`` takes); the one definition."""
+
+_T = TypeVar("_T")
 
 _NUMERIC_KINDS = frozenset("biufc")
 
 
-def check_dtype(dtype: object) -> np.dtype:
+def tczyx(values: Iterable[_T]) -> tuple[_T, _T, _T, _T, _T]:
+    """Return ``values`` as a 5-tuple, one entry per TCZYX axis; raise unless there are exactly 5.
+
+    >>> tczyx(n * 2 for n in range(5))
+    (0, 2, 4, 6, 8)
+    """
+    items = tuple(values)
+    if len(items) != 5:
+        raise OmeArrowDaskError(f"expected 5 values, one per TCZYX axis, got {len(items)}: {items!r}")
+    return items
+
+
+def check_dtype(dtype: npt.DTypeLike) -> np.dtype:
     """Return ``dtype`` as a native-byte-order numeric numpy dtype, or raise.
 
     >>> check_dtype(">u2")
@@ -35,7 +53,7 @@ def check_dtype(dtype: object) -> np.dtype:
     dtype('int8')
     """
     try:
-        dt = np.dtype(dtype)  # type: ignore[call-overload]
+        dt = np.dtype(dtype)
     except TypeError as exc:
         raise OmeArrowDaskError(f"not a numpy dtype: {dtype!r}") from exc
     if dt.kind not in _NUMERIC_KINDS or dt.fields is not None or dt.subdtype is not None:
@@ -86,7 +104,7 @@ def regular_chunks(shape: Sequence[int], chunk_shape: Sequence[int]) -> Chunks5:
     """
     if len(shape) != 5 or len(chunk_shape) != 5:
         raise OmeArrowDaskError(f"expected 5-D shape and chunk shape, got {shape} and {chunk_shape}")
-    out = []
+    out: list[tuple[int, ...]] = []
     for axis, size, step in zip(AXES, shape, chunk_shape, strict=True):
         if step <= 0:
             raise OmeArrowDaskError(f"chunk size along {axis} must be positive, got {step}")
@@ -95,7 +113,7 @@ def regular_chunks(shape: Sequence[int], chunk_shape: Sequence[int]) -> Chunks5:
             continue
         full, rest = divmod(size, step)
         out.append((step,) * full + ((rest,) if rest else ()))
-    return tuple(out)  # type: ignore[return-value]
+    return tczyx(out)
 
 
 @dataclass(frozen=True)
@@ -162,6 +180,6 @@ class ImageMeta:
         """Channel names in C order."""
         return tuple(c.name for c in self.channels)
 
-    def replace(self, **changes: object) -> ImageMeta:
+    def replace(self, **changes: Any) -> ImageMeta:
         """Return a copy with the given fields replaced (validated again)."""
-        return dataclasses.replace(self, **changes)  # type: ignore[arg-type]
+        return dataclasses.replace(self, **changes)

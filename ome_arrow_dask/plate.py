@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .errors import CorruptInputError, IncompleteOutputError, SelectionError, UnsafePathError, UnsupportedSourceError
+from .jobs.status import STATUS_KEY
 from .sources import _ngff
 
 if TYPE_CHECKING:
@@ -41,9 +42,6 @@ if TYPE_CHECKING:
     from .core import OMEArrow
 
 __all__ = ["Plate", "Well", "column_name", "is_plate", "open_plate", "parse_well_name", "row_name"]
-
-STATUS_KEY = "ome_arrow_dask"
-"""Group attribute our writers use for ``{"status": "in_progress" | "complete", ...}``."""
 
 _WELL_KEY = re.compile(r"([A-Za-z]+)/?0*(\d+)")
 

@@ -228,7 +228,7 @@ def scan_plate_folder(
     wells = _check_complete(template, _group(template, entries, root), root)
     out: dict[str, list[OMEArrow]] = {}
     for (r, c), fields in wells.items():
-        images = []
+        images: list[OMEArrow] = []
         for _, (values, names, _) in fields:
             text = template.field_template(values)
             subset = {n: entries[n] for n in names}

@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Iterable
+from typing import SupportsIndex
 
 from .errors import SelectionError
+from .meta import tczyx
 
 AxisIndex = range | tuple[int, ...]
 Selection = tuple[AxisIndex, AxisIndex, AxisIndex, AxisIndex, AxisIndex]
@@ -30,7 +32,7 @@ def full_selection(shape: Iterable[int]) -> Selection:
     >>> full_selection((1, 2, 1, 4, 4))
     (range(0, 1), range(0, 2), range(0, 1), range(0, 4), range(0, 4))
     """
-    return tuple(range(int(n)) for n in shape)  # type: ignore[return-value]
+    return tczyx(range(int(n)) for n in shape)
 
 
 def selection_shape(selection: Selection) -> tuple[int, ...]:
@@ -54,8 +56,11 @@ def is_identity(selection: Selection, shape: Iterable[int]) -> bool:
 
 
 def _as_int(value: object, what: str) -> int:
+    """``operator.index(value)``, raising :class:`SelectionError` for anything that is not an integer."""
     try:
-        return operator.index(value)  # type: ignore[arg-type]
+        if not isinstance(value, SupportsIndex):  # float, str, None, ...: what operator.index refuses
+            raise TypeError(f"{type(value).__name__!r} object cannot be interpreted as an integer")
+        return operator.index(value)
     except TypeError as exc:
         raise SelectionError(f"{what} must be an integer, got {value!r}") from exc
 
@@ -146,7 +151,7 @@ def compose_selection(outer: Selection, inner: Iterable[AxisIndex]) -> Selection
     >>> compose_selection(full_selection((1, 1, 4, 8, 8)), (range(1), range(1), (1, 3), range(2, 4), range(8)))
     (range(0, 1), range(0, 1), (1, 3), range(2, 4), range(0, 8))
     """
-    return tuple(compose(o, i) for o, i in zip(outer, inner, strict=True))  # type: ignore[return-value]
+    return tczyx(compose(o, i) for o, i in zip(outer, inner, strict=True))
 
 
 def format_index(index: AxisIndex) -> str:

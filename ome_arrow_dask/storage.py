@@ -26,6 +26,13 @@ Request settings (defaults; any ``storage_options`` key given wins):
   ``anon=True`` is used and said once in an INFO log line, so public buckets just work.
 - HTTP(S): an aiohttp client middleware retries idempotent requests answered 500, 502,
   503 or 504, or cut off, with exponential backoff (:data:`HTTP_RETRIES` attempts).
+- GCS with a custom ``endpoint_url`` (or ``STORAGE_EMULATOR_HOST``): gcsfs's plain JSON-API
+  filesystem (its default class probes a gRPC API an emulator does not serve); gcsfs's own
+  retries. Pass ``token="anon"`` for public buckets and emulators.
+
+Objects read after their size and version are known are *pinned* (:meth:`Location.pin`):
+no further HEAD, and reads conditional on the ETag (S3, HTTP), so a replaced object raises
+:class:`~ome_arrow_dask.errors.InputChangedError` rather than being read with a stale layout.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from .errors import CorruptInputError, RemoteAccessError
+from .errors import CorruptInputError, InputChangedError, RemoteAccessError
 
 __all__ = [
     "HTTP_RETRIES",
@@ -176,7 +183,10 @@ def _filesystem(protocol: str, options: dict[str, Any], asynchronous: bool) -> A
         client.setdefault("middlewares", (_retry_middleware,))
         kwargs["client_kwargs"] = client
     try:
-        fs = fsspec.filesystem(protocol, asynchronous=asynchronous, skip_instance_cache=True, **kwargs)
+        if protocol in ("gs", "gcs") and (kwargs.get("endpoint_url") or os.environ.get("STORAGE_EMULATOR_HOST")):
+            fs = _plain_gcsfs()(asynchronous=asynchronous, skip_instance_cache=True, **kwargs)
+        else:
+            fs = fsspec.filesystem(protocol, asynchronous=asynchronous, skip_instance_cache=True, **kwargs)
     except ImportError as exc:
         needed = exc.name or "a filesystem package"
         raise ImportError(f"reading {protocol}:// URLs needs {needed}: {INSTALL_HINT}") from exc
@@ -187,6 +197,18 @@ def _filesystem(protocol: str, options: dict[str, Any], asynchronous: bool) -> A
             atexit.register(_close_async_sessions)
         _FS_CACHE[cache_key] = fs
     return fs
+
+
+def _plain_gcsfs() -> Any:
+    """The JSON-API filesystem of gcsfs, for a custom endpoint (an emulator, a GCS-compatible store).
+
+    gcsfs's default class first asks the Storage Control gRPC API for the bucket's layout
+    (zonal / hierarchical namespace), which an emulator or another endpoint does not serve:
+    each attempt would wait out a 60 s retry before falling back to this class anyway.
+    """
+    from gcsfs.core import GCSFileSystem  # type: ignore[import-untyped,import-not-found,unused-ignore]
+
+    return GCSFileSystem
 
 
 def _close_async_sessions() -> None:
@@ -230,6 +252,20 @@ class Location:
     def __init__(self, url: str, options: Mapping[str, Any] | None = None) -> None:
         self.url = url.rstrip("/") if not url.endswith("://") else url
         self.options = dict(options or {})
+        self.pinned: tuple[str, int] | None = None
+
+    def pin(self, version: str, size: int) -> Location:
+        """A copy pinned to the object as :meth:`stat` saw it: ``(version, size)`` known, so no HEAD is needed again.
+
+        :meth:`stat` answers from the pin, :meth:`open` needs no HEAD, and its reads are
+        conditional on the version where the protocol allows (S3 ``IfMatch``, HTTP
+        ``If-Match`` on an ETag): an object replaced since gives
+        :class:`~ome_arrow_dask.errors.InputChangedError`, never bytes of the new object
+        read with the old layout.
+        """
+        out = Location(self.url, self.options)
+        out.pinned = (str(version), int(size))
+        return out
 
     @property
     def protocol(self) -> str:
@@ -262,11 +298,57 @@ class Location:
         return FsspecStore(fs=self.filesystem(asynchronous=True), path=self.path, read_only=True)
 
     def open(self, *, block_size: int = 2**16) -> Any:
-        """A binary file object with ranged reads (``block_size`` bytes of read-ahead)."""
+        """A binary file object with ranged reads (``block_size`` bytes of read-ahead).
+
+        A pinned location (:meth:`pin`) opens without a HEAD, its reads conditional on the version.
+        """
+        if self.pinned is not None:
+            return self._open_pinned(block_size)
         try:
             return self.filesystem().open(self.path, "rb", block_size=block_size, cache_type="readahead")
         except Exception as exc:
             raise remote_error(self.url, exc) from exc
+
+    def _open_pinned(self, block_size: int) -> Any:
+        assert self.pinned is not None
+        version, size = self.pinned
+        fs = self.filesystem()
+        etag = version if version.startswith(('"', 'W/"')) else ""  # an ETag, not a Last-Modified date
+        kwargs: dict[str, Any] = {}
+        if etag and self.protocol in ("http", "https") and not etag.startswith("W/"):
+            kwargs["headers"] = {**dict(getattr(fs, "kwargs", {}).get("headers") or {}), "If-Match": etag}
+        try:
+            fh = fs.open(self.path, "rb", block_size=block_size, cache_type="readahead", size=size, **kwargs)
+        except Exception as exc:
+            raise remote_error(self.url, exc) from exc
+        if self.protocol in ("s3", "s3a") and isinstance(getattr(fh, "read_kw", None), dict):
+            fh.details = {"name": self.path, "size": size, "type": "file", "ETag": version}  # s3fs would HEAD
+            if etag:
+                fh.read_kw = {**fh.read_kw, "IfMatch": etag}  # what s3fs itself sends after its own HEAD
+        return fh
+
+    def head(self) -> tuple[str, int] | None:
+        """``(version, size)`` of the object, or None when there is none (a folder, or absent); never lists.
+
+        One HEAD on S3 (s3fs's ``info`` would LIST the prefix after a 404). HTTP: a HEAD (and
+        fsspec's GET fallback); an HTML answer is a folder's index page, not an object. Other
+        protocols: the filesystem's ``info`` (gcsfs lists the prefix when there is no object).
+        """
+        fs = self.filesystem()
+        try:
+            if self.protocol in ("s3", "s3a"):
+                bucket, _, key = self.path.partition("/")
+                out = fs.call_s3("head_object", fs.kwargs, Bucket=bucket, Key=key)  # as s3fs's own info() calls it
+                return _version(out, out.get("ContentLength"))
+            info = fs.info(self.path)
+        except Exception as exc:
+            error = remote_error(self.url, exc)
+            if isinstance(error, FileNotFoundError):
+                return None
+            raise error from exc
+        if info.get("type") == "directory" or info.get("mimetype") == "text/html":
+            return None
+        return _version(info, info.get("size"))
 
     def open_checked(self, *, block_size: int = 2**16) -> tuple[Any, tuple[str, int]]:
         """:meth:`open` plus ``(version, size)`` as :meth:`stat` gives them, in one HEAD together."""
@@ -282,7 +364,9 @@ class Location:
         return fh, _version(getattr(fh, "details", {}) or {}, fh.size)
 
     def stat(self) -> tuple[str, int]:
-        """``(version, size)`` of the object: one HEAD; version is the ETag (or Last-Modified), else ``""``."""
+        """``(version, size)``: one HEAD (none when pinned); version is the ETag (or Last-Modified), else ``""``."""
+        if self.pinned is not None:
+            return self.pinned
         try:
             info = self.filesystem().info(self.path)
         except Exception as exc:
@@ -338,7 +422,11 @@ class Location:
         return f"Location({self.describe()!r})"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Location) and (self.url, self.options) == (other.url, other.options)
+        return isinstance(other, Location) and (self.url, self.options, self.pinned) == (
+            other.url,
+            other.options,
+            other.pinned,
+        )
 
     def __hash__(self) -> int:
         return hash(self.url)
@@ -346,7 +434,7 @@ class Location:
     def __dask_tokenize__(self) -> object:
         from dask.base import tokenize
 
-        return ("Location", self.url, tokenize(self.options))
+        return ("Location", self.url, tokenize(self.options), self.pinned)
 
 
 def _version(info: Mapping[str, Any], size: object) -> tuple[str, int]:
@@ -427,10 +515,12 @@ def is_network_error(exc: BaseException) -> bool:
 
 def remote_error(url: str, exc: BaseException) -> Exception:
     """Map a library error for ``url`` to ours, saying what to do; pass our own errors through."""
-    if isinstance(exc, (RemoteAccessError, CorruptInputError)):
+    if isinstance(exc, (RemoteAccessError, CorruptInputError, InputChangedError)):
         return exc
     text = f"{type(exc).__name__}: {exc}"
     status = _status(exc)
+    if status == 412 or "PreconditionFailed" in text or type(exc).__name__ == "FileExpired":  # If-Match failed
+        return InputChangedError(f"{url}: the object changed after it was opened (its ETag differs); open it again")
     if status != 404 and isinstance(exc, FileNotFoundError) and status is not None:
         exc = exc.__cause__ or exc  # fsspec's HTTP info() turns any failure into FileNotFoundError
         text = f"{type(exc).__name__}: {exc}"

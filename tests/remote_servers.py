@@ -3,7 +3,8 @@
 Both count every request (method, path, query, Range header) so tests can assert request
 budgets. The HTTP server honours ``Range`` (``bytes=a-b``, ``bytes=a-``, ``bytes=-n``), as
 static hosts (nginx, S3 website, GitHub pages) do, and can inject faults: a status code
-for the next N requests, or a dropped connection.
+for the next N requests, or a dropped connection. :class:`~latency_proxy.LatencyProxy`
+(re-exported here; fixture ``latency_proxy``) fronts either one with a per-request delay.
 """
 
 from __future__ import annotations
@@ -12,37 +13,14 @@ import os
 import re
 import threading
 import urllib.parse
-from dataclasses import dataclass, field
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from latency_proxy import LatencyProxy, RequestLog, request_kind
+
+__all__ = ["HTTPServer", "LatencyProxy", "RequestLog", "S3Server", "request_kind"]
+
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)$")
-
-
-@dataclass
-class RequestLog:
-    """Thread-safe list of (method, path, query, range) tuples, one per request."""
-
-    entries: list[tuple[str, str, str, str | None]] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def add(self, method: str, path: str, query: str, rng: str | None) -> None:
-        with self.lock:
-            self.entries.append((method, path, query, rng))
-
-    def clear(self) -> None:
-        with self.lock:
-            self.entries.clear()
-
-    def snapshot(self) -> list[tuple[str, str, str, str | None]]:
-        with self.lock:
-            return list(self.entries)
-
-    def count(self, method: str | None = None) -> int:
-        return sum(1 for e in self.snapshot() if method is None or e[0] == method)
-
-    def paths(self, method: str | None = None) -> list[str]:
-        return [e[1] for e in self.snapshot() if method is None or e[0] == method]
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -251,12 +229,7 @@ class S3Server:
 
     def lists(self) -> list[tuple[str, str, str, str | None]]:
         """Logged LIST requests (GET on a bucket with a list query or no key)."""
-        out = []
-        for method, path, query, rng in self.log.snapshot():
-            parts = path.strip("/").split("/", 1)
-            if method == "GET" and (len(parts) == 1 or "list-type" in query or "prefix=" in query):
-                out.append((method, path, query, rng))
-        return out
+        return [e for e in self.log.snapshot() if request_kind(e[0], e[1], e[2], s3=True) == "LIST"]
 
     def stop(self) -> None:
         self._server.shutdown()
@@ -288,5 +261,81 @@ def http_server(http_root):
     """A static HTTP server (Range, counting, faults) over ``http_root`` on 127.0.0.1."""
     pytest.importorskip("aiohttp")
     server = HTTPServer(http_root)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def latency_proxy():
+    """Factory: ``latency_proxy(upstream_url, latency_s=0.03, s3=False)`` -> a started
+    :class:`~latency_proxy.LatencyProxy`; every one made is stopped after the test."""
+    made: list[LatencyProxy] = []
+
+    def make(upstream: str, latency_s: float = 0.03, *, s3: bool = False) -> LatencyProxy:
+        proxy = LatencyProxy(upstream, latency_s, s3=s3)
+        made.append(proxy)
+        return proxy
+
+    yield make
+    for proxy in made:
+        proxy.stop()
+
+
+class GCSServer:
+    """A GCS emulator (``gcp-storage-emulator``, in memory) on 127.0.0.1; read with gcsfs and ``token="anon"``."""
+
+    def __init__(self) -> None:
+        import socket
+
+        from gcp_storage_emulator.server import create_server
+
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        self._server = create_server("127.0.0.1", port, in_memory=True)
+        self._server.start()
+        self.endpoint = f"http://127.0.0.1:{port}"
+        self.options = {"endpoint_url": self.endpoint, "token": "anon"}
+
+    def upload(self, local: str | os.PathLike[str], url: str) -> None:
+        """Copy a local file or folder tree to ``gs://bucket/key`` (creating the bucket).
+
+        Objects go up as raw ``uploadType=media`` bodies: gcsfs sends small files as multipart
+        uploads, which the emulator parses with :mod:`email` and so alters binary content.
+        """
+        import urllib.request
+
+        from gcsfs.core import GCSFileSystem
+
+        fs = GCSFileSystem(**self.options, skip_instance_cache=True)
+        bucket, _, prefix = url.removeprefix("gs://").partition("/")
+        if not fs.exists(bucket):
+            fs.mkdir(bucket)
+        local = os.fspath(local)
+        files = [(local, prefix)]
+        if os.path.isdir(local):
+            files = [
+                (path, "/".join([prefix.rstrip("/"), os.path.relpath(path, local).replace(os.sep, "/")]))
+                for folder, _dirs, names in os.walk(local) for path in (os.path.join(folder, n) for n in names)
+            ]
+        for path, key in files:
+            with open(path, "rb") as fh:
+                body = fh.read()
+            query = urllib.parse.urlencode({"uploadType": "media", "name": key.lstrip("/")})
+            request = urllib.request.Request(f"{self.endpoint}/upload/storage/v1/b/{bucket}/o?{query}", data=body,
+                                             headers={"Content-Type": "application/octet-stream"}, method="POST")
+            with urllib.request.urlopen(request) as answer:
+                assert answer.status == 200, (path, answer.status)
+
+    def stop(self) -> None:
+        self._server.stop()
+
+
+@pytest.fixture(scope="module")
+def gcs_server():
+    """The GCS emulator on 127.0.0.1 for one test module."""
+    pytest.importorskip("gcp_storage_emulator")
+    pytest.importorskip("gcsfs")
+    server = GCSServer()
     yield server
     server.stop()

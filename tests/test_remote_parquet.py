@@ -2,8 +2,7 @@
 
 Requests (counted by the servers): open = 1 HEAD (ETag, size) + ranged GETs of the footer and the
 metadata columns of the image's row group; the payload column is read once per process
-(``pre_buffer``: coalesced ranged GETs). No LIST. Dataset directories over URLs are refused
-with a clear message (not supported yet).
+(``pre_buffer``: coalesced ranged GETs). No LIST. Dataset folders: tests/test_remote_dataset.py.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import pytest
 from remote_servers import http_root, http_server, s3_server  # noqa: F401
 
 from ome_arrow_dask import OMEArrow
-from ome_arrow_dask.errors import RemoteAccessError, UnsupportedSourceError
+from ome_arrow_dask.errors import IncompleteOutputError, RemoteAccessError
 
 pytest.importorskip("fsspec")
 ome_ingest = pytest.importorskip("ome_arrow.ingest")
@@ -68,8 +67,9 @@ def test_parquet_plan_pickles(files, s3_server):  # noqa: F811
     assert "testing" not in img.explain() + repr(img)
 
 
-def test_parquet_dataset_directory_refused_clearly(files, s3_server):  # noqa: F811
-    with pytest.raises(UnsupportedSourceError, match=r"dataset directory.*not supported yet"):
+def test_parquet_dataset_directory_without_tables_is_incomplete(files, s3_server):  # noqa: F811
+    # dataset folders are read over URLs (tests/test_remote_dataset.py); this one has a manifest only
+    with pytest.raises(IncompleteOutputError, match=r"ds\.ome\.parquet/images\.parquet: missing"):
         OMEArrow.scan("s3://parquet-tests/ds.ome.parquet", storage_options=s3_server.options)
 
 

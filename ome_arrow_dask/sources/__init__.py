@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import importlib
 import os
+from collections.abc import Mapping
 from types import ModuleType
+from typing import Any
 
 from ..errors import UnsupportedSourceError
 from ..storage import is_remote, location
@@ -63,7 +65,7 @@ def available_formats() -> list[str]:
     return [name for name, module in FORMATS if _load(module) is not None]
 
 
-def open_source(path: str | os.PathLike[str], **options: object) -> Source:
+def open_source(path: str | os.PathLike[str], **options: Any) -> Source:
     """Open ``path`` with the first registered format whose probe accepts it.
 
     A URL (``s3://``, ``https://``, ...) goes to the formats that read remote stores
@@ -81,7 +83,7 @@ def open_source(path: str | os.PathLike[str], **options: object) -> Source:
     text = os.fspath(path)
     storage_options = options.pop("storage_options", None)
     if is_remote(text):
-        return _open_remote(text, storage_options, options)  # type: ignore[arg-type]
+        return _open_remote(text, storage_options, options)
     tried = []
     for name, module_name in FORMATS:
         module = _load(module_name)
@@ -102,18 +104,18 @@ def open_source(path: str | os.PathLike[str], **options: object) -> Source:
     )
 
 
-def _open_remote(url: str, storage_options: dict | None, options: dict) -> Source:
+def _open_remote(url: str, storage_options: Mapping[str, Any] | None, options: dict[str, Any]) -> Source:
     """Open a URL with the first format whose ``probe_remote`` accepts it (by name; no request)."""
     loc = location(url, storage_options)
     tried = []
     for name, module_name in FORMATS:
         module = _load(module_name)
-        probe = getattr(module, "probe_remote", None)
-        if probe is None:
+        probe = getattr(module, "probe_remote", None) if module is not None else None
+        if module is None or probe is None:
             continue
         tried.append(name)
         if probe(loc, **options):
-            return module.open(loc, **options)  # type: ignore[union-attr]
+            return module.open(loc, **options)
     raise UnsupportedSourceError(
         f"cannot open {loc.describe()}: remote URLs are recognised by name (.zarr, .tif/.tiff, .parquet, or a "
         f"folder with pattern=...); tried: {', '.join(tried) or 'none'}"

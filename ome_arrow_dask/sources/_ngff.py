@@ -13,22 +13,12 @@ from typing import Any
 
 from ..errors import CorruptInputError, OmeArrowDaskError, SelectionError, UnsafePathError
 from ..meta import AXES, Channel, PhysicalSize
+from ..units import unit_symbol
 
 MAX_METADATA_BYTES = 16 * 2**20
 """Largest zarr metadata document (``zarr.json``, ``.zattrs``, ...) we let zarr parse."""
 
 _METADATA_FILES = ("zarr.json", ".zattrs", ".zarray", ".zgroup")
-
-_UNIT_SYMBOLS = {
-    "angstrom": "Å",
-    "picometer": "pm",
-    "nanometer": "nm",
-    "micrometer": "µm",
-    "micron": "µm",
-    "millimeter": "mm",
-    "centimeter": "cm",
-    "meter": "m",
-}
 
 _TYPE_TO_AXIS = {"time": "T", "channel": "C"}
 
@@ -249,11 +239,6 @@ def axes_to_targets(names: tuple[str, ...], types: tuple[str | None, ...], where
     if "Y" not in out or "X" not in out:
         raise CorruptInputError(f"{where}: axes {names} have no y and x")
     return tuple(out)
-
-
-def unit_symbol(unit: str | None) -> str | None:
-    """NGFF unit name to the OME symbol ome-arrow uses (``micrometer`` -> ``µm``)."""
-    return None if unit is None else _UNIT_SYMBOLS.get(unit, unit)
 
 
 def physical_size(targets: tuple[str, ...], level: NgffLevel, where: str) -> PhysicalSize:

@@ -8,12 +8,19 @@ read opens ``chunks.parquet`` (footer parsed once per process) and reads one row
 group's ``chunk_id``, ``dtype`` and ``pixel_bytes`` columns, with page checksums
 verified. A chunk whose own ``dtype`` differs from the image's ``images.parquet`` dtype
 raises :class:`~ome_arrow_dask.errors.CorruptInputError` (both writers store them equal).
+
+Over a URL (a :class:`~ome_arrow_dask.storage.Location`) nothing is listed: the layout's
+file names are fixed, and ``index.parquet`` names any other fragments. Opening makes
+:data:`OPEN_REQUESTS`; each chunk is then one ranged GET of its row group's columns
+(``pre_buffer`` coalesces them), conditional on the ETag seen at open.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import posixpath
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from dask.base import tokenize
 
-from ..arrow_schema import (
+from ..arrow.schema import (
     as_utc,
     channels_from_dicts,
     dtype_from_string,
@@ -33,11 +40,12 @@ from ..arrow_schema import (
     text_field,
 )
 from ..errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError, UnsafePathError
+from ..jobs.paths import progress_dir
 from ..limits import check_chunk_grid
 from ..lowering import ReadPlan
 from ..meta import ImageMeta
 from ..sources.base import ChunkCoords, SourceBase, chunk_slices
-from ..writers._jobfiles import progress_dir
+from ..storage import Location, RemoteURL
 from ._parquet_common import (
     Fingerprint,
     as_python,
@@ -56,6 +64,36 @@ _AXES = "tczyx"
 _INDEX_COLUMNS = ["image_id", "chunk_id", *_AXES, *(f"shape_{a}" for a in _AXES)]
 READ_COLUMNS = ["chunk_id", "dtype", "pixel_bytes"]
 """The ``chunks.parquet`` columns a chunk read fetches."""
+
+OPEN_REQUESTS = (
+    "GET _ome_arrow_dataset.json, GET images.parquet, GET index.parquet (whole: it is the chunk index), "
+    "HEAD + ranged GET of the chunks.parquet footer (per fragment)"
+)
+"""What opening a remote dataset requests (no LIST); a URL that is not an object adds its HEAD first."""
+
+
+class RemoteRoot:
+    """A remote dataset folder: formats as its URL; ``root / name`` is the object's :class:`RemoteURL`."""
+
+    def __init__(self, loc: Location) -> None:
+        self.loc = loc
+
+    def __truediv__(self, name: str) -> RemoteURL:
+        return RemoteURL(self.loc.join(name))
+
+    def __str__(self) -> str:
+        return self.loc.url
+
+
+def _get(url: RemoteURL, limit: int | None = None) -> bytes | None:
+    """The whole object (one GET), None when absent; ``limit`` bytes at most."""
+    try:
+        data = url.loc.read_bytes()
+    except FileNotFoundError:
+        return None
+    if limit is not None and len(data) > limit:
+        raise CorruptInputError(f"{url}: larger than {limit} bytes")
+    return data
 
 
 ZARR_MARKERS = ("zarr.json", ".zgroup", ".zattrs", ".zarray")
@@ -88,6 +126,14 @@ def is_dataset_dir(path: str) -> bool:
 def read_manifest(root: Path) -> dict[str, Any]:
     """Parse the manifest; its absence means the writer did not finish."""
     path = root / MANIFEST
+    if isinstance(root, RemoteRoot):
+        raw = _get(path, MAX_MANIFEST_BYTES)
+        if raw is None:
+            raise FileNotFoundError(
+                f"{root}: neither a Parquet object nor a dataset folder holding {MANIFEST} (an unfinished dataset "
+                "write has no manifest yet); check the URL"
+            )
+        return _parse_manifest(raw, path)
     if not path.is_file():
         hint = (
             f"; {progress_dir(root)} holds an interrupted conversion: run it again with resume=True (CLI --resume)"
@@ -100,8 +146,12 @@ def read_manifest(root: Path) -> dict[str, Any]:
         )
     if path.stat().st_size > MAX_MANIFEST_BYTES:
         raise CorruptInputError(f"{path}: manifest larger than {MAX_MANIFEST_BYTES} bytes")
+    return _parse_manifest(path.read_bytes(), path)
+
+
+def _parse_manifest(raw: bytes, path: object) -> dict[str, Any]:
     try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(raw.decode("utf-8"))
     except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise CorruptInputError(f"{path}: not valid JSON ({type(exc).__name__}: {exc})") from exc
     if not isinstance(manifest, dict):
@@ -114,24 +164,30 @@ def read_manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
-def _read_table(path: Path, columns: list[str] | None = None) -> pa.Table:
-    if not path.is_file():
+def _read_table(path: Path | RemoteURL, columns: list[str] | None = None) -> pa.Table:
+    source: Any = path
+    if isinstance(path, RemoteURL):  # one GET of the whole (small) table
+        raw = _get(path)
+        if raw is None:
+            raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
+        source = pa.BufferReader(raw)
+    elif not path.is_file():
         raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
     try:
-        table = pq.read_table(path, columns=columns, page_checksum_verification=True)
+        table = pq.read_table(source, columns=columns, page_checksum_verification=True)
         table.column_names  # noqa: B018 - decodes the names: a damaged footer can hold names that are not UTF-8
     except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
         raise corrupt(str(path), exc) from exc
     return table
 
 
-def _check_count(manifest: dict[str, Any], key: str, actual: int, where: Path) -> None:
+def _check_count(manifest: dict[str, Any], key: str, actual: int, where: Path | str) -> None:
     declared = manifest.get(key)
     if declared is not None and declared != actual:
         raise IncompleteOutputError(f"{where}: manifest {key}={declared!r} but the dataset holds {actual}")
 
 
-def _column(table: pa.Table, name: str, where: Path) -> pa.ChunkedArray:
+def _column(table: pa.Table, name: str, where: Path | str) -> pa.ChunkedArray:
     """A required column of a dataset table; its absence names the file and the column."""
     if name not in table.column_names:
         raise CorruptInputError(
@@ -158,9 +214,16 @@ def _image_row(images: pa.Table, image_id: str | None, root: Path) -> dict[str, 
     return as_python(images.slice(index, 1), str(where), f"row {index}")[0]
 
 
-def _safe_fragment(root: Path, fragment: object) -> str:
+def _safe_fragment(root: Path | RemoteRoot, fragment: object) -> str:
     """Resolve an index ``fragment_path``; it must stay inside the dataset directory."""
     text = str(fragment or "chunks.parquet")
+    if isinstance(root, RemoteRoot):  # object keys: no links to resolve, only ``..`` and absolute names
+        key = posixpath.normpath(text.replace("\\", "/"))
+        if key.startswith(("/", "../")) or key in ("..", ".") or "://" in text or ":" in key.split("/")[0]:
+            raise UnsafePathError(
+                f"{root}/index.parquet: fragment_path {text!r} points outside the dataset directory"
+            )
+        return key
     candidate = Path(text)
     resolved_root = root.resolve()
     resolved = (resolved_root / candidate).resolve()
@@ -178,7 +241,7 @@ def _int_columns(table: pa.Table, names: list[str], where: str) -> dict[str, np.
     return out
 
 
-def _select_image(table: pa.Table, image_id: str, where: Path) -> pa.Table:
+def _select_image(table: pa.Table, image_id: str, where: Path | str) -> pa.Table:
     """The rows of ``table`` whose ``image_id`` column equals ``image_id``."""
     ids = _column(table, "image_id", where)
     if not (pa.types.is_string(ids.type) or pa.types.is_large_string(ids.type)):
@@ -205,26 +268,45 @@ class DatasetSource(SourceBase):
     Parameters
     ----------
     path
-        The dataset directory (any name; ``.ome.parquet`` is usual).
+        The dataset directory (any name; ``.ome.parquet`` is usual), or its
+        :class:`~ome_arrow_dask.storage.Location` for a URL.
     image_id
         Which image; default the first row of ``images.parquet``.
     """
 
-    def __init__(self, path: str, image_id: str | None = None) -> None:
-        self.path = path
-        root = Path(path)
+    def __init__(self, path: str | Location, image_id: str | None = None) -> None:
+        root: Any
+        self._urls: dict[str, RemoteURL] = {}  # remote: each fragment pinned to the version seen at open
+        if isinstance(path, Location):
+            root = RemoteRoot(path)
+            self.path: str = RemoteURL(path)
+        else:
+            self.path, root = path, Path(path)
         manifest = read_manifest(root)
         images = _read_table(root / "images.parquet")
         _check_count(manifest, "image_count", images.num_rows, root / MANIFEST)
         row = _image_row(images, image_id, root)
         self.image_id = str(row["image_id"])
         self._where = f"{root} (image {self.image_id!r})"
-        self._fingerprints: dict[str, Fingerprint] = {MANIFEST: fingerprint(str(root / MANIFEST))}
+        if isinstance(root, RemoteRoot):  # the manifest's own bytes (one GET, no HEAD)
+            raw = json.dumps(manifest, sort_keys=True).encode()
+            self._fingerprints: dict[str, Fingerprint] = {MANIFEST: (zlib.crc32(raw), len(raw))}
+        else:
+            self._fingerprints = {MANIFEST: fingerprint(str(root / MANIFEST))}
         entries = self._load_entries(root, manifest)
         self._init_grid(row, entries)
 
     # ------------------------------------------------------------------ opening
-    def _fragment_footer(self, root: Path, fragment: str) -> pq.FileMetaData:
+    def _fragment_footer(self, root: Path | RemoteRoot, fragment: str) -> pq.FileMetaData:
+        if isinstance(root, RemoteRoot):
+            if fragment not in self._urls:
+                url = root / fragment
+                version = url.loc.head()
+                if version is None:
+                    raise IncompleteOutputError(f"{url}: missing; the dataset is incomplete")
+                self._urls[fragment] = RemoteURL(url.loc.pin(*version))
+                self._fingerprints[fragment] = fingerprint(self._urls[fragment])  # from the pin: no request
+            return read_footer(self._urls[fragment], self._fingerprints[fragment])
         path = root / fragment
         if not path.is_file():
             raise IncompleteOutputError(f"{path}: missing; the dataset is incomplete")
@@ -232,12 +314,13 @@ class DatasetSource(SourceBase):
             self._fingerprints[fragment] = fingerprint(str(path))
         return read_footer(str(path), self._fingerprints[fragment])
 
-    def _load_entries(self, root: Path, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
+    def _load_entries(self, root: Path | RemoteRoot, manifest: dict[str, Any]) -> dict[str, np.ndarray]:
         chunks_footer = self._fragment_footer(root, "chunks.parquet")
         _check_count(manifest, "chunk_count", chunks_footer.num_rows, root / MANIFEST)
         index_path = root / "index.parquet"
-        if index_path.exists():
-            index = _read_table(index_path)
+        index = _remote_index(root, manifest) if isinstance(root, RemoteRoot) else None
+        if index is not None or (isinstance(index_path, Path) and index_path.exists()):
+            index = _read_table(index_path) if index is None else index
             _check_count(manifest, "chunk_count", index.num_rows, index_path)
             index = _select_image(index, self.image_id, index_path)
             cols = _int_columns(index, [*_INDEX_COLUMNS[1:], "row_group_id", "row_index_in_group"], str(index_path))
@@ -264,7 +347,7 @@ class DatasetSource(SourceBase):
         self._fragments = ("chunks.parquet",)
         return cols
 
-    def _check_positions(self, root: Path, cols: dict[str, np.ndarray], where: Path) -> None:
+    def _check_positions(self, root: Path | RemoteRoot, cols: dict[str, np.ndarray], where: Path | str) -> None:
         """Every index entry must name an existing row of its fragment."""
         for k, fragment in enumerate(self._fragments):
             footer = self._fragment_footer(root, fragment)
@@ -282,7 +365,8 @@ class DatasetSource(SourceBase):
 
     def _init_grid(self, row: dict[str, Any], cols: dict[str, np.ndarray]) -> None:
         where = self._where
-        images, label = f"{self.path}{os.sep}images.parquet", f"row {self.image_id!r}"
+        sep = "/" if isinstance(self.path, RemoteURL) else os.sep
+        images, label = f"{self.path}{sep}images.parquet", f"row {self.image_id!r}"
         dtype = dtype_from_string(row.get("dtype"), f"{where} images.parquet dtype")
         shape, chunk_shape = [], []
         for ax in _AXES:
@@ -322,8 +406,8 @@ class DatasetSource(SourceBase):
         return tokenize(self.path, self.image_id, sorted(self._fingerprints.items()))
 
     def input_paths(self) -> tuple[str, ...]:
-        """The dataset directory."""
-        return (os.path.abspath(self.path),)
+        """The dataset directory (its URL when remote)."""
+        return (self.path if isinstance(self.path, RemoteURL) else os.path.abspath(self.path),)
 
     def describe(self) -> str:
         """Format, directory and image id."""
@@ -343,10 +427,16 @@ class DatasetSource(SourceBase):
         if 0 < len(pairs) <= 8:
             shown = ": " + ", ".join(str(int(rg)) for _, rg in pairs)
         files = ", ".join(self._fragments)
-        return [
+        lines = [
             f"parquet: reads {len(pairs)} of {total} row groups of {files} (columns {', '.join(READ_COLUMNS)}){shown}",
             "parquet: metadata from _ome_arrow_dataset.json, images.parquet and index.parquet (no pixel columns)",
         ]
+        if self._urls:
+            lines.append(
+                f"requests: {len(pairs)} ranged GET (one per touched row group, its columns coalesced by pre_buffer; "
+                "conditional on the ETag seen at open), no LIST, no HEAD; opening made: " + OPEN_REQUESTS
+            )
+        return lines
 
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Read one row of one row group and decode it (5-D TCZYX, native byte order)."""
@@ -355,7 +445,7 @@ class DatasetSource(SourceBase):
         entry = int(self._entry_of[tuple(chunk_coords)])
         fragment = self._fragments[int(self._fragment[entry])]
         chunk_id, rg, row = int(self._chunk_id[entry]), int(self._row_group[entry]), int(self._row_in_group[entry])
-        path = os.path.join(self.path, fragment)
+        path = self._urls[fragment] if self._urls else os.path.join(self.path, fragment)
         where = f"{path} chunk_id {chunk_id} (row group {rg}) at grid {tuple(chunk_coords)}"
         table = read_row_group(path, self._fingerprints[fragment], rg, READ_COLUMNS, where)
         if row >= table.num_rows or as_python(table.column("chunk_id")[row], where, "chunk_id") != chunk_id:
@@ -376,6 +466,28 @@ class DatasetSource(SourceBase):
         block = decode_bytes(payload.as_buffer(), dtype, shape, None, where)
         return block if block.dtype == self._meta.dtype else block.astype(self._meta.dtype)  # native byte order
 
+
+
+def _remote_index(root: RemoteRoot, manifest: dict[str, Any]) -> pa.Table | None:
+    """``index.parquet`` of a remote dataset (one GET), None when the dataset has none.
+
+    Our writer's manifest lists its files; ome-arrow's does not, so there a 404 says it.
+    """
+    files = manifest.get("files")
+    if isinstance(files, dict) and "index.parquet" not in files:
+        return None
+    url = root / "index.parquet"
+    raw = _get(url)
+    if raw is None:
+        if isinstance(files, dict):
+            raise IncompleteOutputError(f"{url}: missing though the manifest lists it; the dataset is incomplete")
+        return None
+    try:
+        table = pq.read_table(pa.BufferReader(raw), page_checksum_verification=True)
+        table.column_names  # noqa: B018 - see _read_table
+    except (OSError, pa.ArrowException, ValueError, KeyError) as exc:
+        raise corrupt(str(url), exc) from exc
+    return table
 
 
 def _channels(text: object, size_c: int, where: str, label: str) -> tuple[Any, ...]:

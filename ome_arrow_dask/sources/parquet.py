@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import UnsupportedSourceError
 from ..storage import Location, RemoteURL
 from ._parquet_dataset import DatasetSource, is_dataset_dir
 from ._parquet_struct import StructSource
@@ -82,14 +81,12 @@ def open(
     if options:
         raise TypeError(f"OME-Arrow Parquet does not take the option(s) {sorted(options)}")
     if isinstance(path, Location):
-        try:
-            path.stat()
-        except IsADirectoryError as exc:
-            raise UnsupportedSourceError(
-                f"{path.url}: an OME-Arrow dataset directory; reading dataset directories over URLs is not "
-                "supported yet: copy it to a local folder, or open one of its Parquet files"
-            ) from exc
-        path = RemoteURL(path)
+        version = path.head()  # None: no such object, so a dataset folder (its manifest says; no LIST)
+        if version is None:
+            if column_name is not None or row_index is not None:
+                raise TypeError("column_name and row_index apply to Parquet files, not dataset folders (use image_id)")
+            return DatasetSource(path, image_id=image_id)
+        path = RemoteURL(path.pin(*version))
     elif Path(path).is_dir():
         if column_name is not None or row_index is not None:
             raise TypeError("column_name and row_index apply to Parquet files, not dataset directories (use image_id)")

@@ -34,10 +34,19 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
-from ..errors import OmeArrowDaskError, ResourceLimitError, UnsafePathError
+from ..errors import PatternError, ResourceLimitError, UnsafePathError
+from ..meta import Shape5, tczyx
+
+if TYPE_CHECKING:  # typeshed describes CPython's regex parser under its pre-3.11 names only
+    import sre_constants as _re_constants
+    import sre_parse as _re_parser
+else:  # the same modules; importing the old names warns (DeprecationWarning) since 3.11
+    from re import _constants as _re_constants
+    from re import _parser as _re_parser
 
 GRID_AXES = "TCZYX"
 MAX_PATTERN_LENGTH = 1000
@@ -72,10 +81,6 @@ INFER_SUFFIX: dict[str, str | None] = {
     "us": None,
 }
 """Letters right after a numeric field (LLSM ``000x_000y_000z_0000t``); None: a timestamp."""
-
-
-class PatternError(OmeArrowDaskError):
-    """A filename pattern is malformed or does not fit the files it is matched against."""
 
 
 @dataclass(frozen=True)
@@ -132,7 +137,7 @@ class AxisMap:
 class FileGrid:
     """Files placed on a T, C, Z, Y-tile, X-tile grid; ``missing`` lists empty positions."""
 
-    shape: tuple[int, int, int, int, int]
+    shape: Shape5
     files: tuple[tuple[tuple[int, ...], str], ...]
     missing: tuple[tuple[int, ...], ...]
     axes: tuple[AxisMap, ...]
@@ -291,7 +296,9 @@ def compile_template(text: str) -> Pattern:
     >>> p.match(["ch0_stack0001_123msec.tif", "other.tif"])
     [('ch0_stack0001_123msec.tif', {'f0': '0', 'f1': '0001', 'f2': '123'})]
     """
-    parts, fields, pos = [], [], 0
+    parts: list[str] = []
+    fields: list[Field] = []
+    pos = 0
     for k, m in enumerate(_TEMPLATE_FIELD.finditer(text)):
         name = m.group(1).lower()
         if len(name) > 1 or (name and name not in "tczxy"):
@@ -307,21 +314,19 @@ def compile_template(text: str) -> Pattern:
     return Pattern("template", text, re.compile("".join(parts), re.DOTALL), tuple(fields))
 
 
-def _has_nested_repeat(node: object, inside: bool = False) -> bool:
+def _has_nested_repeat(node: _re_parser.SubPattern, inside: bool = False) -> bool:
     """True when a parsed regex repeats something that itself repeats without bound."""
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-    from re._constants import MAX_REPEAT, MAXREPEAT, MIN_REPEAT  # type: ignore[import-not-found]
-
-    for op, arg in node:  # type: ignore[attr-defined]
-        if op in (MAX_REPEAT, MIN_REPEAT):
-            _, hi, sub = arg
-            unbounded = hi == MAXREPEAT
+    for op, arg in node.data:
+        if op in (_re_constants.MAX_REPEAT, _re_constants.MIN_REPEAT):
+            # a repeat's argument is (min, max, subpattern); typeshed's union of argument types lacks it
+            _, hi, sub = cast(tuple[int, int, _re_parser.SubPattern], arg)
+            unbounded = hi == _re_constants.MAXREPEAT
             if (inside and unbounded) or _has_nested_repeat(sub, inside or unbounded):
                 return True
-        elif isinstance(arg, (list, tuple, sre_parse.SubPattern)):
-            subs = [a for a in arg if isinstance(a, sre_parse.SubPattern)] if isinstance(arg, (list, tuple)) else [arg]
+        elif isinstance(arg, (list, tuple, _re_parser.SubPattern)):
+            subs = [a for a in arg if isinstance(a, _re_parser.SubPattern)] if isinstance(arg, (list, tuple)) else [arg]
             if isinstance(arg, tuple) and len(arg) == 2 and isinstance(arg[1], list):
-                subs += [a for a in arg[1] if isinstance(a, sre_parse.SubPattern)]
+                subs += [a for a in arg[1] if isinstance(a, _re_parser.SubPattern)]
             if any(_has_nested_repeat(s, inside) for s in subs):
                 return True
     return False
@@ -339,15 +344,13 @@ def compile_regex(text: str) -> Pattern:
     >>> compile_regex("(a+)+$")
     Traceback (most recent call last):
     ...
-    ome_arrow_dask.sources.patterns.PatternError: regex '(a+)+$' nests unbounded repeats ...
+    ome_arrow_dask.errors.PatternError: regex '(a+)+$' nests unbounded repeats ...
     """
-    import re._parser as sre_parse  # type: ignore[import-not-found]
-
     if len(text) > MAX_PATTERN_LENGTH:
         raise PatternError(f"regex of {len(text)} characters is longer than {MAX_PATTERN_LENGTH}")
     try:
         regex = re.compile(text)
-        nested = _has_nested_repeat(sre_parse.parse(text))
+        nested = _has_nested_repeat(_re_parser.parse(text))
     except re.error as exc:
         raise PatternError(f"invalid regex {text!r}: {exc}") from exc
     if nested:
@@ -413,7 +416,9 @@ def compile_brackets(text: str) -> Pattern:
     >>> compile_brackets("x_D03f00d<0-2>.tif").fields[0].axis
     'C'
     """
-    parts, fields, pos = [], [], 0
+    parts: list[str] = []
+    fields: list[Field] = []
+    pos = 0
     for k, m in enumerate(_BRACKET_TOKEN.finditer(text)):
         before = text[pos : m.start()]
         letters = trailing_letters(before)
@@ -660,14 +665,14 @@ def axis_index_map(field: Field, values: Iterable[str]) -> tuple[dict[str, int],
     distinct = natural_sorted(set(values))
     if field.choices is not None:
         lookup = dict(field.choices)
-        labels = [""] * (max(lookup.values()) + 1)
+        listed = [""] * (max(lookup.values()) + 1)
         for value, index in reversed(field.choices):
-            labels[index] = value
-        return lookup, tuple(labels), "listed in the pattern"
+            listed[index] = value
+        return lookup, tuple(listed), "listed in the pattern"
     if field.axis == "C" or not all(v.isdigit() for v in distinct):
         return {v: i for i, v in enumerate(distinct)}, tuple(distinct), "categories in natural order"
     numbers = sorted({int(v) for v in distinct})
-    step = 1 if field.axis in "TZ" else math.gcd(*(b - a for a, b in itertools.pairwise(numbers))) or 1
+    step = 1 if field.axis in ("T", "Z") else math.gcd(*(b - a for a, b in itertools.pairwise(numbers))) or 1
     lookup = {v: (int(v) - numbers[0]) // step for v in distinct}
     width = len(distinct[0]) if len({len(v) for v in distinct}) == 1 else 0
     labels = tuple(str(numbers[0] + k * step).zfill(width) for k in range((numbers[-1] - numbers[0]) // step + 1))
@@ -741,7 +746,7 @@ def build_grid(pattern: Pattern, names: Iterable[str]) -> FileGrid:
     missing = tuple(map(tuple, np.argwhere(~present.reshape(shape)).tolist()))
     files = tuple(zip(map(tuple, positions[order].tolist()), (matched[k][0] for k in order.tolist()), strict=True))
     ignored = tuple(f for f in pattern.fields if f.axis is None)
-    return FileGrid(tuple(shape), files, missing, tuple(axes), ignored)  # type: ignore[arg-type]
+    return FileGrid(tczyx(shape), files, missing, tuple(axes), ignored)
 
 
 def grid_for(text: str, names: Iterable[str]) -> tuple[Pattern, FileGrid]:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 from dask.base import tokenize
 
 from ..errors import (
@@ -44,11 +45,11 @@ from ..errors import (
     UnsafePathError,
 )
 from ..limits import check_chunk_grid, check_declared_bytes
-from ..lowering import ChunkSelection, take_orthogonal
-from ..meta import AXES, Channel, ImageMeta, PhysicalSize, check_dtype
+from ..lowering import ChunkSelection, ReadPlan, take_orthogonal
+from ..meta import AXES, Channel, ChunkCoords, ImageMeta, PhysicalSize, Shape5, check_dtype, tczyx
 from ..storage import Location, is_network_error, is_remote, location, remote_error
 from . import _ome_xml
-from .base import ChunkCoords, SourceBase
+from .base import SourceBase
 from .patterns import FileGrid, Pattern, PatternError, detect_syntax, grid_for, natural_key
 from .tiff import check_page_segments, imagej_physical_size, tifffile_errors
 
@@ -73,19 +74,19 @@ class FileLayout:
     page_ndim: int = 0
 
     @property
-    def block_shape(self) -> tuple[int, int, int, int, int]:
+    def block_shape(self) -> Shape5:
         """The file's extent along T, C, Z, Y, X."""
         sizes = dict.fromkeys(AXES, 1)
         for target, n in zip(self.targets, self.shape, strict=True):
             if target is not None:
                 sizes[target] = n
-        return tuple(sizes[a] for a in AXES)  # type: ignore[return-value]
+        return tczyx(sizes[a] for a in AXES)
 
     def to_block(self, data: np.ndarray) -> np.ndarray:
         """Reshape a decoded series to the 5-D block (a view where possible)."""
-        kept = [i for i, t in enumerate(self.targets) if t is not None]
-        squeezed = data.reshape([self.shape[i] for i in kept])
-        order = sorted(range(len(kept)), key=lambda k: AXES.index(self.targets[kept[k]]))  # type: ignore[arg-type]
+        kept = [(i, t) for i, t in enumerate(self.targets) if t is not None]
+        squeezed = data.reshape([self.shape[i] for i, _ in kept])
+        order = sorted(range(len(kept)), key=lambda k: AXES.index(kept[k][1]))
         return squeezed.transpose(order).reshape(self.block_shape)
 
     @property
@@ -152,7 +153,7 @@ class FileHeader:
     physical_size: PhysicalSize
 
 
-def file_layout(where: str, axes: str, shape: Sequence[int], dtype: object, page_ndim: int = 0) -> FileLayout:
+def file_layout(where: str, axes: str, shape: Sequence[int], dtype: npt.DTypeLike, page_ndim: int = 0) -> FileLayout:
     """Map tifffile series axes to TCZYX: S (samples) -> C, Q/I (pages) -> Z, size-1 extras dropped.
 
     >>> file_layout("a.tif", "QYX", (3, 4, 5), "u2").block_shape
@@ -400,7 +401,7 @@ def _missing_message(grid: FileGrid, pattern: Pattern, root: str) -> str:
     )
 
 
-def layout_differs(path: str, axes: str, shape: tuple[int, ...], dtype: object, layout: FileLayout) -> bool:
+def layout_differs(path: str, axes: str, shape: tuple[int, ...], dtype: npt.DTypeLike, layout: FileLayout) -> bool:
     """True when a file's series would not fill the stack's blocks as ``layout`` does.
 
     Compares shape, dtype and where each axis lands in TCZYX (``QYX`` and ``ZYX`` agree,
@@ -414,8 +415,8 @@ def layout_differs(path: str, axes: str, shape: tuple[int, ...], dtype: object, 
         return True
 
 
-def _describe_file(name: str, axes: str, shape: tuple[int, ...], dtype: object) -> str:
-    return f"{name}: shape {shape} {np.dtype(dtype)} (axes {axes})"  # type: ignore[call-overload]
+def _describe_file(name: str, axes: str, shape: tuple[int, ...], dtype: npt.DTypeLike) -> str:
+    return f"{name}: shape {shape} {np.dtype(dtype)} (axes {axes})"
 
 
 def _validate_headers(
@@ -539,13 +540,13 @@ def _open_remote_stack(loc: Location, pattern: str | None, *, missing: str, vali
 
 def _stack_meta(root: str, grid: FileGrid, layout: FileLayout, physical: PhysicalSize) -> ImageMeta:
     block = layout.block_shape
-    shape = tuple(g * b for g, b in zip(grid.shape, block, strict=True))
+    shape = tczyx(g * b for g, b in zip(grid.shape, block, strict=True))
     check_chunk_grid(root, shape, block, layout.dtype)
-    chunks = tuple((b,) * g for g, b in zip(grid.shape, block, strict=True))
+    chunks = tczyx((b,) * g for g, b in zip(grid.shape, block, strict=True))
     names = grid.channel_names()
     channels = tuple(Channel(name=n, id=f"ch-{i}") for i, n in enumerate(names)) if names and block[1] == 1 else ()
     return ImageMeta(
-        shape=shape,  # type: ignore[arg-type]
+        shape=shape,
         dtype=layout.dtype,
         chunks=chunks,
         channels=channels,
@@ -574,7 +575,8 @@ class StackSource(SourceBase):
         remote: tuple[Location, dict[str, tuple[int, str]]] | None = None,
     ) -> None:
         # a remote prefix (URL + storage options) and each object's (size, ETag) from the listing; None locally
-        self.loc, self.versions = remote if remote is not None else (None, {})
+        self.loc: Location | None = remote[0] if remote is not None else None
+        self.versions: dict[str, tuple[int, str]] = remote[1] if remote is not None else {}
         self.root = root
         self.pattern = pattern
         self.syntax = syntax
@@ -633,7 +635,7 @@ class StackSource(SourceBase):
             f"{extra}; {mapping}; each file {self.layout.axes} {self.layout.shape}"
         )
 
-    def explain_reads(self, read_plan: object) -> list[str]:
+    def explain_reads(self, read_plan: ReadPlan) -> list[str]:
         """Lines for ``explain()``: fields -> axes with sizes, ignored fields, missing files."""
         lines = [f"pattern {self.syntax} {self.pattern!r} in {self.root}: fields -> axes"]
         for amap in self.grid.axes:
@@ -651,9 +653,9 @@ class StackSource(SourceBase):
         if self.loc is not None:
             lines.append(
                 f"requests: per file read 1 HEAD (ETag and size against the scan's listing) and ranged GETs "
-                f"({read_plan.chunks_read} files), no LIST"  # type: ignore[attr-defined]
+                f"({read_plan.chunks_read} files), no LIST"
             )
-        first = next(read_plan.blocks(), None)  # type: ignore[attr-defined]
+        first = next(read_plan.blocks(), None)
         if first is not None and self.layout.n_pages > 1:
             pages = self.layout.pages_for(first.chunk_selection)
             n_read = self.layout.n_pages if pages is None else len(pages.pages)
@@ -664,7 +666,7 @@ class StackSource(SourceBase):
             lines.append(f"missing, filled with zeros: {listed}{more}")
         return lines
 
-    def _check_coords(self, chunk_coords: ChunkCoords) -> tuple[int, ...]:
+    def _check_coords(self, chunk_coords: ChunkCoords) -> ChunkCoords:
         coords = tuple(int(k) for k in chunk_coords)
         if len(coords) != 5 or any(not 0 <= k < n for k, n in zip(coords, self.grid.shape, strict=True)):
             raise OmeArrowDaskError(f"chunk {chunk_coords} is outside the file grid {self.grid.shape}")
@@ -853,17 +855,17 @@ def probe_remote(loc: Location, **options: object) -> bool:
     return options.get("pattern") is not None or looks_like_pattern(loc.url.rsplit("/", 1)[-1])
 
 
-def open(path: str | Location, **options: object) -> StackSource:
+def open(path: str | Location, **options: Any) -> StackSource:
     """Open a filename pattern; options ``pattern``, ``missing``, ``validate`` (and ``storage_options`` for URLs)."""
     unknown = sorted(set(options) - {"pattern", "missing", "validate", "storage_options"})
     if unknown:
         raise TypeError(f"filename patterns do not take the option(s) {unknown}; use pattern=, missing=, validate=")
     storage_options = options.get("storage_options")
     if not isinstance(path, Location) and is_remote(path):
-        path = location(str(path), storage_options)  # type: ignore[arg-type]
+        path = location(str(path), storage_options)
     return open_stack(
         path if isinstance(path, Location) else os.fspath(path),
-        options.get("pattern"),  # type: ignore[arg-type]
+        options.get("pattern"),
         missing=str(options.get("missing", "error")),
         validate=bool(options.get("validate", False)),
     )

@@ -51,11 +51,12 @@ from ..errors import (
     UnsupportedSourceError,
 )
 from ..limits import check_chunk_grid, check_declared_bytes
-from ..meta import AXES, ImageMeta, PhysicalSize, regular_chunks
+from ..meta import AXES, ChunkCoords, ImageMeta, PhysicalSize, Shape5, regular_chunks, tczyx
 from ..storage import Location, is_network_error, is_remote, location, remote_error
+from ..units import RESOLUTION_UNIT_UM
 from . import _ome_xml
 from ._ngff import check_missing_option
-from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
+from .base import SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["TiffSource", "check_page_segments", "open", "probe", "resolution_physical_size"]
 
@@ -194,12 +195,12 @@ class _Layout:
                 out[letter] = self.shape[i]
         return tuple(out[a] for a in AXES)
 
-    def full_shape(self) -> tuple[int, ...]:
+    def full_shape(self) -> Shape5:
         out = dict.fromkeys(AXES, 1)
         for size, letter in zip(self.shape, self.targets, strict=True):
             if letter:
                 out[letter] = size
-        return tuple(out[a] for a in AXES)
+        return tczyx(out[a] for a in AXES)
 
 
 def map_axes(axes: str, shape: tuple[int, ...], dims: str | None) -> tuple[str, ...]:
@@ -369,13 +370,13 @@ def _check_segments_against(
 
     ``labels`` names each page in errors (``"{path} (page {label})"``).
     """
-    for off, cnt, label in zip(offsets, counts, labels, strict=True):
-        if not off:
+    for page_offsets, page_counts, label in zip(offsets, counts, labels, strict=True):
+        if not page_offsets:
             raise CorruptInputError(f"{path} (page {label}): has no strip/tile offsets, so no image data; damaged")
-        if len(off) != rules.count or len(cnt) != len(off):
+        if len(page_offsets) != rules.count or len(page_counts) != len(page_offsets):
             raise CorruptInputError(
-                f"{path} (page {label}): offsets table has {len(off)} of {rules.count} strips/tiles "
-                f"({len(cnt)} byte counts); the header is damaged"
+                f"{path} (page {label}): offsets table has {len(page_offsets)} of {rules.count} strips/tiles "
+                f"({len(page_counts)} byte counts); the header is damaged"
             )
     total = len(labels) * rules.count
     try:
@@ -561,10 +562,6 @@ def _scale_physical(ps: PhysicalSize, full: tuple[int, ...], level: tuple[int, .
     )
 
 
-_RESOLUTION_UNIT_UM = {2: 25_400.0, 3: 10_000.0, 4: 1_000.0, 5: 1.0}
-"""Micrometres per TIFF ResolutionUnit: INCH, CENTIMETER, MILLIMETER, MICROMETER (NONE=1 has none)."""
-
-
 def resolution_physical_size(page: Any) -> PhysicalSize:
     """Pixel sizes in µm from a plain TIFF page's XResolution/YResolution and ResolutionUnit.
 
@@ -575,7 +572,7 @@ def resolution_physical_size(page: Any) -> PhysicalSize:
     """
     tag = page.tags.get("ResolutionUnit")
     try:
-        factor = _RESOLUTION_UNIT_UM.get(int(tag.value)) if tag is not None else None
+        factor = RESOLUTION_UNIT_UM.get(int(tag.value)) if tag is not None else None
     except (TypeError, ValueError):
         factor = None
     if factor is None:
@@ -735,6 +732,7 @@ class TiffSource(SourceBase):
             raise ValueError(f"ome_xml must be one of {_OME_XML_OPTIONS}, not {ome_xml!r}")
         self._ome_xml = ome_xml
         self._scan_fh: Any = None
+        self._stat: tuple[str | int, int]  # (ETag or Last-Modified, size) remote; (mtime_ns, size) local
         if self._loc is not None:  # one HEAD: (ETag or Last-Modified, size), kept with the open file
             self._scan_fh, self._stat = self._loc.open_checked()
         else:
@@ -855,6 +853,11 @@ class TiffSource(SourceBase):
         """Absolute path of the file."""
         return self._path
 
+    @property
+    def pyramid_level(self) -> int:
+        """The pyramid level this source reads (0 is full resolution; ``level=k`` opens the others)."""
+        return self._level
+
     def input_paths(self) -> tuple[str, ...]:
         """The file, plus the companion files its OME-XML refers to (multi-file OME-TIFF)."""
         import tifffile
@@ -954,13 +957,15 @@ class TiffSource(SourceBase):
                 return np.asarray(page.asarray(maxworkers=1)).reshape(layout.page_shape)
             y_letter, x_letter = layout.targets[layout.y_axis], layout.targets[layout.x_axis]
             ty, tx = starts[y_letter] // layout.tile[0], starts[x_letter] // layout.tile[1]
-            return self._read_tile(page, offsets, counts, ty, tx, where)
+            return self._read_tile(page, offsets, counts, layout.tile, ty, tx, where)
 
-    def _read_tile(self, page: Any, offsets: tuple, counts: tuple, ty: int, tx: int, where: str) -> np.ndarray:
-        """Decode tile (ty, tx) of every separate sample plane; crop to the image edge."""
+    def _read_tile(
+        self, page: Any, offsets: tuple, counts: tuple, tile: tuple[int, int], ty: int, tx: int, where: str
+    ) -> np.ndarray:
+        """Decode tile (ty, tx), of size ``tile``, of every separate sample plane; crop to the image edge."""
         layout = self._layout
         keyframe = page.keyframe
-        tl, tw = layout.tile  # type: ignore[misc]
+        tl, tw = tile
         across, down = -(-keyframe.imagewidth // tw), -(-keyframe.imagelength // tl)
         separate = keyframe.shaped[0] if keyframe.planarconfig == 2 else 1
         indices = [s * across * down + ty * across + tx for s in range(separate)]

@@ -49,7 +49,7 @@ import math
 import os
 import stat
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from dask.base import tokenize
@@ -64,11 +64,12 @@ from ..errors import (
     UnsafePathError,
     UnsupportedSourceError,
 )
+from ..jobs.status import STATUS_KEY
 from ..limits import check_chunk_grid
-from ..meta import AXES, ImageMeta, PhysicalSize, check_dtype, regular_chunks
+from ..meta import AXES, ChunkCoords, ImageMeta, PhysicalSize, check_dtype, regular_chunks, tczyx
 from ..storage import Location, is_remote, location
 from . import _ngff
-from .base import ChunkCoords, SourceBase, chunk_slices, parse_dim_order
+from .base import SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["ZarrSource", "open", "probe"]
 
@@ -185,7 +186,7 @@ def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:
     return n_inner, str(getattr(codec.index_location, "value", codec.index_location)) == "start", order
 
 
-def _open_node(root: str, key: str = "", store: Any = None, zarr_format: int | None = None) -> Any:
+def _open_node(root: str, key: str = "", store: Any = None, zarr_format: Literal[2, 3] | None = None) -> Any:
     import zarr
 
     try:
@@ -222,7 +223,7 @@ def _check_complete(root: str, node: Any) -> bool:
 
     Return True when our writer marked it ``complete`` (every chunk was written).
     """
-    status = dict(getattr(node, "attrs", {})).get("ome_arrow_dask")
+    status = dict(getattr(node, "attrs", {})).get(STATUS_KEY)
     if status is None:
         return False
     if not isinstance(status, dict):
@@ -247,7 +248,8 @@ def _hcs_hint(root: str, attrs: dict[str, Any]) -> str | None:
     >>> _hcs_hint("w.zarr", {"well": {"images": [{"path": "0"}]}})
     'w.zarr: an OME-NGFF well, not one image: open one of its fields, e.g. w.zarr/0'
     """
-    ome = attrs.get("ome") if isinstance(attrs.get("ome"), dict) else attrs
+    nested = attrs.get("ome")
+    ome = nested if isinstance(nested, dict) else attrs
     shown = root.rstrip("/")
     for kind, items_key in (("plate", "wells"), ("well", "images")):
         block = ome.get(kind, attrs.get(kind))
@@ -430,7 +432,7 @@ class ZarrSource(SourceBase):
             self._loc.name if self._loc is not None else os.path.basename(self._root.rstrip(os.sep))
         )
         return ImageMeta(
-            shape=tuple(shape),  # type: ignore[arg-type]
+            shape=tczyx(shape),
             dtype=dtype,
             chunks=regular_chunks(shape, chunk_shape),
             channels=channels,
@@ -443,6 +445,11 @@ class ZarrSource(SourceBase):
 
     # -- protocol
 
+
+    @property
+    def pyramid_level(self) -> int:
+        """The pyramid level this source reads (0 is full resolution; ``level=k`` opens the others)."""
+        return self._level
 
     def input_paths(self) -> tuple[str, ...]:
         """The whole store folder (every level and chunk of it)."""
@@ -511,7 +518,7 @@ class ZarrSource(SourceBase):
         assert store is not None
         store.configure(*self._remote_config)
 
-    def _remote_format(self) -> int | None:
+    def _remote_format(self) -> Literal[2, 3] | None:
         """For a remote store, 3 when the root has ``zarr.json`` (one GET, cached), else 2; None locally.
 
         Pinning the format stops zarr probing the other format's documents.
@@ -640,7 +647,7 @@ class ZarrSource(SourceBase):
 
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Read one zarr chunk as a 5-D TCZYX array in native byte order."""
-        return self.read_chunk_box(chunk_coords, tuple(int(k) + 1 for k in chunk_coords))
+        return self.read_chunk_box(chunk_coords, tczyx(int(k) + 1 for k in chunk_coords))
 
     def read_chunk_box(self, first: ChunkCoords, stop: ChunkCoords) -> np.ndarray:
         """Read the chunks ``first <= coords < stop`` (per axis) in one zarr call, as TCZYX.
@@ -648,8 +655,8 @@ class ZarrSource(SourceBase):
         One call lets zarr fetch and decode the chunks concurrently; every chunk key is
         checked first, so a missing chunk still raises (or warns) by name.
         """
-        lo = chunk_slices(self._meta, tuple(first))
-        hi = chunk_slices(self._meta, tuple(int(k) - 1 for k in stop))
+        lo = chunk_slices(self._meta, first)
+        hi = chunk_slices(self._meta, tczyx(int(k) - 1 for k in stop))
         slices = tuple(slice(a.start, b.stop) for a, b in zip(lo, hi, strict=True))
         native = tuple(slices[AXES.index(letter)] for letter in self._targets)
         array = self._zarr_array()
