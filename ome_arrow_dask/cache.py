@@ -11,8 +11,9 @@ Semantics
   ``max_bytes``; a chunk larger than the bound is returned but not kept.
 - Chunks are handed out as read-only views (zero-copy); callers that want to write
   must copy. A result computed from a single chunk may therefore be read-only too.
-- Thread-safe: the lookup and bookkeeping hold a lock; decoding runs outside it, so two
-  threads missing the same chunk at once may both read it (both count as misses).
+- Thread-safe (an :class:`~ome_arrow_dask.lru.LRUCache`): the lookup and bookkeeping
+  hold a lock; decoding runs outside it, once per chunk: threads missing a chunk another
+  thread is reading wait for it (and count as hits).
 - Pickling keeps the wrapped source and the bound, not the contents. The local dask
   schedulers (threads, sync) share one cache across computations; under
   ``dask.distributed`` each worker unpickles its own copy per computation, so the cache
@@ -26,14 +27,13 @@ Semantics
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from typing import TYPE_CHECKING, NamedTuple, cast
 
 import numpy as np
 from dask.utils import parse_bytes
 
 from .errors import OmeArrowDaskError
+from .lru import LRUCache
 from .sources.abilities import SourceWrapper, SupportsArray, SupportsReadChunkBox, SupportsReadRegion
 from .sources.base import ChunkCoords, Source
 from .units import format_bytes
@@ -100,11 +100,7 @@ class CachedSource(SourceWrapper):
             inner = inner.inner
         super().__init__(inner)
         self.max_bytes = parse_max_bytes(max_bytes)
-        self._lock = threading.Lock()
-        self._chunks: OrderedDict[ChunkCoords, np.ndarray] = OrderedDict()
-        self._bytes = 0
-        self._hits = 0
-        self._misses = 0
+        self._chunks: LRUCache[ChunkCoords, np.ndarray] = LRUCache(self.max_bytes, cost=lambda block: block.nbytes)
 
     def describe(self) -> str:
         """The wrapped source's description plus the cache bound."""
@@ -113,46 +109,20 @@ class CachedSource(SourceWrapper):
     def read_chunk(self, chunk_coords: ChunkCoords) -> np.ndarray:
         """Return the chunk from the cache, or read it from the wrapped source and keep it."""
         key = cast("ChunkCoords", tuple(int(k) for k in chunk_coords))
-        with self._lock:
-            cached = self._chunks.get(key)
-            if cached is not None:
-                self._chunks.move_to_end(key)
-                self._hits += 1
-                return cached
-            self._misses += 1
-        block = _read_only(np.asarray(self.inner.read_chunk(chunk_coords)))
-        self._store(key, block)
-        return block
-
-    def _store(self, key: ChunkCoords, block: np.ndarray) -> None:
-        size = block.nbytes
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            old = self._chunks.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            while self._bytes + size > self.max_bytes:
-                _, evicted = self._chunks.popitem(last=False)
-                self._bytes -= evicted.nbytes
-            self._chunks[key] = block
-            self._bytes += size
+        return self._chunks.get_or_load(key, lambda: _read_only(np.asarray(self.inner.read_chunk(chunk_coords))))
 
     def cached_chunks(self) -> tuple[ChunkCoords, ...]:
         """Coordinates of the cached chunks, least recently used first."""
-        with self._lock:
-            return tuple(self._chunks)
+        return self._chunks.keys()
 
     def cache_info(self) -> CacheInfo:
         """Hits, misses, cached bytes, the bound, and the number of cached chunks."""
-        with self._lock:
-            return CacheInfo(self._hits, self._misses, self._bytes, self.max_bytes, len(self._chunks))
+        info = self._chunks.info()
+        return CacheInfo(info.hits, info.misses, info.current_cost, self.max_bytes, info.entries)
 
     def cache_clear(self) -> None:
         """Drop every cached chunk and reset the counters."""
-        with self._lock:
-            self._chunks.clear()
-            self._bytes = self._hits = self._misses = 0
+        self._chunks.clear()
 
     def __reduce__(self) -> tuple[object, ...]:
         return (CachedSource, (self.inner, self.max_bytes))

@@ -12,6 +12,9 @@ names is written last, so a reader sees only finished label images.
 A label value may come as an :class:`~ome_arrow_dask.core.OMEArrow`, an array, or a dict
 ``{"image": ..., "colors": {value: (r, g, b, a)}, "properties": {value: {...}}}``.
 Listing the label values for generated colors reads the written label image once.
+This module does not import :mod:`ome_arrow_dask.core` (which imports it): arrays become
+plans through the ``open_plan`` the caller passes (``OMEArrow`` from ``export``), plans
+are relabelled and opened through their own type.
 
 Reading: ``img.labels`` maps each name to an OMEArrow with ``image_type="label"`` at the
 same pyramid level as ``img`` (metadata only until read).
@@ -21,8 +24,8 @@ from __future__ import annotations
 
 import os
 import zlib
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple
 
 from .errors import CorruptInputError, InconsistentInputError, OmeArrowDaskError, UnsupportedSourceError
 from .sources import _ngff
@@ -31,7 +34,7 @@ if TYPE_CHECKING:
     from .core import OMEArrow
     from .jobs import WriteInput
 
-__all__ = ["Labels", "labels_of", "prepare_labels", "write_labels"]
+__all__ = ["Labels", "PreparedLabel", "labels_of", "prepare_labels", "write_labels"]
 
 MAX_COLORS = 65536
 """Most label values listed in ``image-label.colors``; above it colors are left out (viewers pick their own)."""
@@ -49,20 +52,38 @@ def _color(value: int) -> list[int]:
     return [64 + (h & 0xBF), 64 + ((h >> 8) & 0xBF), 64 + ((h >> 16) & 0xBF), 255]
 
 
-def _as_label(
-    name: str, value: Any, image: OMEArrow | WriteInput
-) -> tuple[OMEArrow, dict[int, Any], dict[int, dict[str, Any]]]:
-    from .core import OMEArrow
+class PreparedLabel(NamedTuple):
+    """One label image checked by :func:`prepare_labels`: the plan (image type ``"label"``), colors, properties."""
 
+    image: OMEArrow
+    colors: dict[int, Any]
+    properties: dict[int, dict[str, Any]]
+
+
+def _is_plan(value: object) -> bool:
+    """A lazy image plan (an ``OMEArrow`` or a subclass), told by its surface: this module does not import core."""
+    return all(hasattr(value, name) for name in ("to_dask", "meta", "source", "selection", "with_source"))
+
+
+def _as_label(
+    name: str, value: Any, image: OMEArrow | WriteInput, open_plan: Callable[[Any], OMEArrow] | None
+) -> PreparedLabel:
     colors: dict[int, Any] = {}
     properties: dict[int, dict[str, Any]] = {}
     if isinstance(value, Mapping):
         colors = dict(value.get("colors") or {})
         properties = dict(value.get("properties") or {})
         value = value.get("image")
-    label = value if isinstance(value, OMEArrow) else OMEArrow(value)
+    if _is_plan(value):
+        label = value
+    elif open_plan is not None:
+        label = open_plan(value)
+    else:
+        raise OmeArrowDaskError(
+            f"label image {name!r} is a {type(value).__name__}; pass an image plan: OMEArrow(mask, image_type='label')"
+        )
     if label.meta.image_type != "label":
-        label = OMEArrow(label, image_type="label")
+        label = type(label)(label, image_type="label")
     if label.dtype.kind not in "ui":
         raise OmeArrowDaskError(
             f"label image {name!r} has dtype {label.dtype}; NGFF labels are integers: cast it (e.g. .astype('uint32'))"
@@ -73,7 +94,7 @@ def _as_label(
             f"label image {name!r} has shape {tuple(label.shape)} (TCZYX); the image {tuple(image.shape)} needs "
             f"{want}: one channel and the image's T, Z, Y and X sizes"
         )
-    return label, colors, properties
+    return PreparedLabel(label, colors, properties)
 
 
 def _check_name(name: object) -> str:
@@ -82,20 +103,30 @@ def _check_name(name: object) -> str:
     return name
 
 
-def prepare_labels(image: OMEArrow | WriteInput, labels: Mapping[str, Any]) -> dict[str, tuple[OMEArrow, dict, dict]]:
+def prepare_labels(
+    image: OMEArrow | WriteInput,
+    labels: Mapping[str, Any],
+    open_plan: Callable[[Any], OMEArrow] | None = None,
+) -> dict[str, PreparedLabel]:
     """Check ``labels`` against ``image`` (names, integer dtype, shape) before anything is written.
 
-    Returns ``{name: (label image, colors, properties)}`` for :func:`write_labels`.
+    ``open_plan`` turns a label value that is not a plan yet (an array) into one
+    (``OMEArrow``); without it such values are refused. Labels already prepared are
+    returned as they are.
+
+    Returns ``{name: PreparedLabel(label image, colors, properties)}`` for :func:`write_labels`.
     """
     if not isinstance(labels, Mapping) or not labels:
         raise OmeArrowDaskError("labels= must be a non-empty mapping of names to label images")
-    return {_check_name(name): _as_label(name, value, image) for name, value in labels.items()}
+    if all(isinstance(v, PreparedLabel) for v in labels.values()):
+        return dict(labels)
+    return {_check_name(name): _as_label(name, value, image, open_plan) for name, value in labels.items()}
 
 
 def write_labels(out: str, image: OMEArrow | WriteInput, labels: Mapping[str, Any], **options: Any) -> None:
     """Write ``labels`` beside the OME-Zarr image at ``out`` (already written from ``image``).
 
-    ``labels`` is the user's mapping or what :func:`prepare_labels` returned.
+    ``labels`` is what :func:`prepare_labels` returned (or a mapping of label plans).
 
     ``options`` are the image's :class:`~ome_arrow_dask.writers.zarr.ZarrWriteOptions`
     (``levels``, ``version``, ``resume``, ...); each label image is written with them
@@ -106,9 +137,7 @@ def write_labels(out: str, image: OMEArrow | WriteInput, labels: Mapping[str, An
 
     from .writers import zarr as zarr_writer
 
-    values = list(labels.values()) if isinstance(labels, Mapping) else []
-    ready = values and all(isinstance(v, tuple) and len(v) == 3 for v in values)
-    prepared = dict(labels) if ready else prepare_labels(image, labels)
+    prepared = prepare_labels(image, labels)
     opts = zarr_writer.ZarrWriteOptions(**options)
     version = opts.version
     label_opts = {**options, "overwrite": False, "resume": True}
@@ -155,9 +184,7 @@ def _image_label(path: str, colors: dict[int, Any], properties: dict[int, dict[s
 
 
 def _listed(group_path: str) -> list[str]:
-    from .plate import read_group_attrs
-
-    found = read_group_attrs(group_path)
+    found = _ngff.read_group_attrs(group_path)
     if found is None:
         return []
     attrs, where, _ = found
@@ -172,19 +199,21 @@ def _listed(group_path: str) -> list[str]:
 
 
 class Labels(Mapping[str, "OMEArrow"]):
-    """The label images of one OME-Zarr image, by name; each opened lazily with image_type ``"label"``."""
+    """The label images of one OME-Zarr image, by name; each opened lazily with image_type ``"label"``.
 
-    def __init__(self, root: str, names: list[str], level: int) -> None:
+    ``scan`` opens a path lazily (the image's ``type(image).scan``).
+    """
+
+    def __init__(self, root: str, names: list[str], level: int, scan: Callable[..., OMEArrow]) -> None:
         self.root = root
         self._names = names
         self.level = level
+        self._scan = scan
 
     def __getitem__(self, name: str) -> OMEArrow:
-        from .core import OMEArrow
-
         if name not in self._names:
             raise KeyError(f"{self.root}: no label image {name!r}; the image has {self._names}")
-        return OMEArrow.scan(os.path.join(self.root, "labels", name), level=self.level, image_type="label")
+        return self._scan(os.path.join(self.root, "labels", name), level=self.level, image_type="label")
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._names)
@@ -215,4 +244,4 @@ def labels_of(image: OMEArrow) -> Labels:
             f"labels are stored with OME-Zarr images; this image comes from {type(image.source).__name__}"
         )
     root = source._root
-    return Labels(root, _listed(os.path.join(root, "labels")), source._level)
+    return Labels(root, _listed(os.path.join(root, "labels")), source._level, type(image).scan)

@@ -27,6 +27,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+from .colors import rgb_hex
 from .errors import OmeArrowDaskError
 from .meta import AXES
 
@@ -144,12 +145,12 @@ def _omero_windows(attrs: dict[str, Any], n: int) -> list[tuple[float, float]] |
 
 def _colormap(rgb: tuple[int, int, int]) -> Any:
     """A napari colormap name for a pure color, else a black-to-color napari Colormap."""
-    name = _NAMED_COLORS.get(tuple(rgb))
+    name = _NAMED_COLORS.get((int(rgb[0]), int(rgb[1]), int(rgb[2])))
     if name is not None:
         return name
     from napari.utils.colormaps import Colormap
 
-    hexname = "#{:02x}{:02x}{:02x}".format(*rgb)
+    hexname = rgb_hex(rgb, css=True)
     return Colormap([[0.0, 0.0, 0.0, 1.0], [rgb[0] / 255, rgb[1] / 255, rgb[2] / 255, 1.0]], name=hexname)
 
 

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import InconsistentInputError, OmeArrowDaskError, SelectionError
-from .plate import FieldRef, Plate, Well, column_name, row_index, row_name
+from .plate_model import FieldRef, Plate, Well, column_name, row_index, row_name
 from .sources.patterns import PatternError, check_file_part, trailing_letters
 
 if TYPE_CHECKING:

@@ -16,16 +16,21 @@ percentiles of the sample itself and tinted with its metadata color.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from . import colors
 from .errors import OmeArrowDaskError
+from .lowering import ReadPlan, lower
 from .meta import Channel
 from .sources.abilities import SupportsPyramidLevel
 
 if TYPE_CHECKING:
+    import dask.array as da
+
     from .core import OMEArrow
 
 PREVIEW_MAX_BYTES = 32 * 2**20
@@ -38,8 +43,8 @@ PREVIEW_MAX_CHUNKS = 256
 """Default chunk budget of one preview sample (each chunk may be a request on remote storage)."""
 MAX_LEVELS = 32
 
-PALETTE = ((0, 255, 0), (255, 0, 255), (0, 255, 255), (255, 0, 0), (0, 0, 255), (255, 255, 0), (255, 128, 0))
-"""Channel colors when the metadata gives none (green, magenta, cyan, red, blue, yellow, orange)."""
+PALETTE = colors.PALETTE
+"""Channel colors when the metadata gives none (see :data:`ome_arrow_dask.colors.PALETTE`)."""
 
 
 @dataclass(frozen=True)
@@ -139,13 +144,42 @@ def smallest_level(plan: OMEArrow) -> tuple[OMEArrow, int | None]:
     return low.compose(inner, f"pyramid level {low_level}"), low_level
 
 
-def _strided(
-    plan: OMEArrow, t: int, chans: tuple[int, ...], z: int, box: tuple[int, int, int, int], size: int
-) -> tuple[OMEArrow, int]:
+def _window(
+    box: tuple[int, int, int, int], t: int, chans: tuple[int, ...], z: int, size: int
+) -> tuple[tuple[Any, ...], int]:
+    """The strided selection of ``box`` in plane (t, z) with at most ``size`` samples per side, and its step."""
     y0, y1, x0, x1 = box
     step = max(1, math.ceil(max(y1 - y0, x1 - x0) / size))
-    inner = ((t,), chans, (z,), range(y0, y1, step), range(x0, x1, step))
-    return plan.compose(inner, "preview"), step
+    return ((t,), chans, (z,), range(y0, y1, step), range(x0, x1, step)), step
+
+
+def _fit(
+    shape: tuple[int, ...],
+    itemsize: int,
+    plane: tuple[int, tuple[int, ...], int],
+    size: int,
+    max_bytes: int,
+    max_chunks: int,
+    reads_of: Callable[[tuple[Any, ...]], ReadPlan],
+) -> tuple[tuple[Any, ...], int, tuple[int, int, int, int], ReadPlan, int] | None:
+    """The centred window of ``plane`` (t, channels, z) whose reads fit the budget, or None.
+
+    Returns (selection, step, box, reads, bytes). The whole plane first, then a centred
+    crop halved until the chunks it touches (``reads_of(selection)``) fit ``max_bytes``
+    and ``max_chunks``.
+    """
+    _, _, _, Y, X = shape
+    h, w = Y, X
+    while True:
+        box = ((Y - h) // 2, (Y - h) // 2 + h, (X - w) // 2, (X - w) // 2 + w)
+        inner, step = _window(box, *plane, size)
+        reads = reads_of(inner)
+        cost = reads.elements_read() * itemsize
+        if cost <= max_bytes and reads.chunks_read <= max_chunks:
+            return inner, step, box, reads, cost
+        if h == 1 and w == 1:
+            return None
+        h, w = max(1, h // 2), max(1, w // 2)
 
 
 def sample(
@@ -170,29 +204,56 @@ def sample(
     t = min(max(int(tcz[0]), 0), T - 1) if tcz else min(max(plan.tcz[0], 0), T - 1)
     z = min(max(int(tcz[2]), 0), Z - 1) if tcz else Z // 2
     chans = tuple(range(min(C, max_channels)))
-    itemsize = base.dtype.itemsize
-    h, w = Y, X
-    while True:
-        box = ((Y - h) // 2, (Y - h) // 2 + h, (X - w) // 2, (X - w) // 2 + w)
-        view, step = _strided(base, t, chans, z, box, size)
-        reads = view.read_plan
-        cost = reads.elements_read() * itemsize
-        if cost <= max_bytes and reads.chunks_read <= max_chunks:
-            break
-        if h == 1 and w == 1:
-            return None
-        h, w = max(1, h // 2), max(1, w // 2)
-    pixels = view.to_numpy()[0, :, 0]
-    crop = None if (h, w) == (Y, X) else box
+    views: dict[tuple[Any, ...], OMEArrow] = {}
+
+    def reads_of(inner: tuple[Any, ...]) -> ReadPlan:
+        views[inner] = base.compose(inner, "preview")
+        return views[inner].read_plan
+
+    fit = _fit(base.shape, base.dtype.itemsize, (t, chans, z), size, max_bytes, max_chunks, reads_of)
+    if fit is None:
+        return None
+    inner, step, box, reads, cost = fit
+    pixels = views[inner].to_numpy()[0, :, 0]
+    crop = None if box == (0, Y, 0, X) else box
     return Sample(pixels, chans, t, z, level, step, crop, reads.chunks_read, cost, max_bytes, max_chunks)
 
 
-def _rgb(channel: Channel) -> tuple[int, int, int] | None:
-    value = channel.color_rgba
-    if value is None:
+def sample_array(
+    array: da.Array,
+    *,
+    max_bytes: int = PREVIEW_MAX_BYTES,
+    size: int = PREVIEW_SIZE,
+    max_channels: int = MAX_CHANNELS,
+    max_chunks: int = PREVIEW_MAX_CHUNKS,
+) -> Sample | None:
+    """:func:`sample` of a TCZYX dask array (t = 0, the middle z), on its own chunk grid.
+
+    The same bounds as for a plan of the array: only the chunks the chosen window touches
+    are computed (a writer samples the level it just wrote with ``da.from_zarr``).
+
+    >>> import dask.array as da
+    >>> found = sample_array(da.ones((1, 2, 3, 600, 600), "u1", chunks=(1, 1, 1, 300, 300)), size=200)
+    >>> found.pixels.shape, found.z, found.step, found.chunks_read
+    ((2, 200, 200), 1, 3, 8)
+    """
+    if 0 in array.shape:
         return None
-    value &= 0xFFFFFFFF
-    return (value >> 24) & 0xFF, (value >> 16) & 0xFF, (value >> 8) & 0xFF
+    _, C, Z, _, _ = array.shape
+    chans = tuple(range(min(C, max_channels)))
+
+    def reads_of(inner: tuple[Any, ...]) -> ReadPlan:
+        return lower(inner, array.chunks)
+
+    shape = tuple(int(n) for n in array.shape)
+    fit = _fit(shape, array.dtype.itemsize, (0, chans, Z // 2), size, max_bytes, max_chunks, reads_of)
+    if fit is None:
+        return None
+    _, step, box, reads, cost = fit
+    y0, y1, x0, x1 = box
+    pixels = np.asarray(array[0, : len(chans), Z // 2, y0:y1:step, x0:x1:step].compute())
+    crop = None if box == (0, shape[3], 0, shape[4]) else box
+    return Sample(pixels, chans, 0, Z // 2, None, step, crop, reads.chunks_read, cost, max_bytes, max_chunks)
 
 
 def channel_colors(channels: tuple[Channel, ...]) -> list[tuple[int, int, int]]:
@@ -201,12 +262,13 @@ def channel_colors(channels: tuple[Channel, ...]) -> list[tuple[int, int, int]]:
     One channel without a color is grey (white); several channels that all carry the
     same color (ome-arrow's default is white) get :data:`PALETTE` colors.
     """
-    colors = [_rgb(ch) for ch in channels]
+    found = [None if ch.color_rgba is None else colors.rgba_to_rgb(ch.color_rgba) for ch in channels]
+    given = [c for c in found if c is not None]
     if len(channels) == 1:
-        return [colors[0] or (255, 255, 255)]
-    if any(c is None for c in colors) or len(set(colors)) == 1:
-        return [PALETTE[i % len(PALETTE)] for i in range(len(channels))]
-    return colors  # type: ignore[return-value]
+        return [found[0] or colors.default_color(0, 1)]
+    if len(given) < len(found) or len(set(given)) == 1:
+        return [colors.default_color(i, len(channels)) for i in range(len(channels))]
+    return given
 
 
 def robust_limits(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> tuple[float, float]:

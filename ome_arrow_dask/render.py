@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .colors import rgb_hex
 from .errors import SelectionError
 from .meta import AXES
 from .selection import AxisIndex, format_index
@@ -238,7 +239,7 @@ def _thumbnail_png(plan: OMEArrow) -> tuple[str | None, str]:
 
 
 def _swatch(rgb: tuple[int, int, int]) -> str:
-    color = "#{:02x}{:02x}{:02x}".format(*rgb)
+    color = rgb_hex(rgb, css=True)
     style = f"display:inline-block;width:0.9em;height:0.9em;background:{color};border:1px solid #888"
     return f"<span style='{style}'></span>"
 

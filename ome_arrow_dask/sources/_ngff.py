@@ -6,6 +6,7 @@ child keys, scales must be finite and positive, and axes must match the array ra
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from dataclasses import dataclass
@@ -308,3 +309,45 @@ def omero_channels(attrs: dict[str, Any], n: int, where: str = "zarr group") -> 
         color = typed_field(ch, "color", str, where, f"omero.channels[{i}].color")
         out.append(Channel(name=label or f"C{i}", id=f"ch-{i}", color_rgba=_rgba(color)))
     return tuple(out)
+
+
+# ---------------------------------------------------------------------- group metadata files (no zarr import)
+def read_json(path: str) -> Any:
+    """Load one metadata document (size-limited); None when the file does not exist."""
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_METADATA_BYTES + 1)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise CorruptInputError(f"{path}: cannot read the metadata file ({exc})") from exc
+    if len(data) > MAX_METADATA_BYTES:
+        raise CorruptInputError(f"{path}: metadata larger than the limit {MAX_METADATA_BYTES:,} bytes")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError) as exc:
+        raise CorruptInputError(f"{path}: metadata is not valid JSON ({exc})") from exc
+
+
+def read_group_attrs(folder: str) -> tuple[dict[str, Any], str, int] | None:
+    """(attributes, file read, zarr format) of the zarr group in ``folder``; None when there is none.
+
+    Reads one file: ``zarr.json`` (v3), else ``.zattrs`` (v2; a group with no ``.zattrs``
+    but a ``.zgroup`` has empty attributes).
+    """
+    v3 = os.path.join(folder, "zarr.json")
+    doc = read_json(v3)
+    if doc is not None:
+        if not isinstance(doc, dict):
+            raise CorruptInputError(f"{v3}: must be a JSON object, got {type(doc).__name__}")
+        if doc.get("node_type") != "group":
+            raise CorruptInputError(f"{v3}: expected a zarr group, found node_type {doc.get('node_type')!r}")
+        attrs = typed_field(doc, "attributes", dict, v3, "attributes") or {}
+        return attrs, v3, 3
+    v2 = os.path.join(folder, ".zattrs")
+    doc = read_json(v2)
+    if doc is None:
+        return ({}, os.path.join(folder, ".zgroup"), 2) if os.path.isfile(os.path.join(folder, ".zgroup")) else None
+    if not isinstance(doc, dict):
+        raise CorruptInputError(f"{v2}: attributes must be a JSON object, got {type(doc).__name__}")
+    return doc, v2, 2

@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import math
 import os
-import threading
-from collections import OrderedDict
 from typing import Any
 
 import numpy as np
@@ -42,6 +40,7 @@ from ..arrow.tables import find_column
 from ..errors import CorruptInputError, OmeArrowDaskError
 from ..limits import check_declared_bytes
 from ..lowering import ReadPlan
+from ..lru import LRUCache
 from ..sources.base import ChunkCoords, SourceBase, chunk_slices
 from ..units import format_bytes
 from ._parquet_common import (
@@ -58,16 +57,13 @@ from ._parquet_common import (
 MAX_CACHED_PAYLOADS = 4
 """Payload columns (one row group's pixel leaf each) kept per process."""
 
-_PAYLOADS: OrderedDict[tuple[Any, ...], Payload] = OrderedDict()
-_PAYLOADS_LOCK = threading.Lock()
-_KEY_LOCKS: dict[tuple[Any, ...], threading.Lock] = {}
+_PAYLOADS: LRUCache[tuple[Any, ...], Payload] = LRUCache(MAX_CACHED_PAYLOADS)
+"""Payload columns by (path, fingerprint, row group, leaf); each loaded once however many threads ask."""
 
 
 def clear_payload_cache() -> None:
     """Drop every cached payload column (tests, or to free memory)."""
-    with _PAYLOADS_LOCK:
-        _PAYLOADS.clear()
-        _KEY_LOCKS.clear()
+    _PAYLOADS.clear()
 
 
 def _select_leaves(paths: list[str], column: str, field: str, names: tuple[str, ...] | None = None) -> list[str]:
@@ -201,24 +197,7 @@ class StructSource(SourceBase):
     # ------------------------------------------------------------------ payload cache
     def _payload(self) -> Payload:
         key = (self.path, self._fingerprint, self.row_group, self._leaf)
-        with _PAYLOADS_LOCK:
-            cached = _PAYLOADS.get(key)
-            if cached is not None:
-                _PAYLOADS.move_to_end(key)
-            lock = _KEY_LOCKS.setdefault(key, threading.Lock())
-        if cached is not None:
-            return self._row_view(cached)
-        with lock:
-            with _PAYLOADS_LOCK:
-                cached = _PAYLOADS.get(key)
-            if cached is None:
-                cached = self._load_payload()
-                with _PAYLOADS_LOCK:
-                    _PAYLOADS[key] = cached
-                    while len(_PAYLOADS) > MAX_CACHED_PAYLOADS:
-                        old, _ = _PAYLOADS.popitem(last=False)
-                        _KEY_LOCKS.pop(old, None)
-        return self._row_view(cached)
+        return self._row_view(_PAYLOADS.get_or_load(key, self._load_payload))
 
     def _load_payload(self) -> Payload:
         """Read the payload leaf of the whole row group; keep per-entry offsets (all rows)."""

@@ -12,7 +12,7 @@ from zarr.storage import WrapperStore
 from ..errors import CorruptInputError, RemoteAccessError
 from ..storage import remote_error
 from . import _ngff
-from .zarr import _BLOSC_HEADER, _check_blosc_header
+from ._blosc import BLOSC_HEADER, check_blosc_header
 
 __all__ = ["RemoteStore"]
 
@@ -23,7 +23,7 @@ INDEX_CACHE_BYTES = 32 * 2**20
 """Shard index bytes cached per store."""
 
 
-class RemoteStore(WrapperStore):  # type: ignore[type-arg]
+class RemoteStore(WrapperStore):
     """A read-only remote zarr store that saves requests and checks what arrives.
 
     Metadata documents are fetched once per process, absent ones too (zarr probes
@@ -131,7 +131,7 @@ class RemoteStore(WrapperStore):  # type: ignore[type-arg]
         value = await self._fetch(key, prototype, byte_range)
         if value is not None and byte_range is None and self._blosc[0]:
             raw = value.to_bytes()
-            _check_blosc_header(self._blosc[2], key, raw[:_BLOSC_HEADER], len(raw), self._blosc[1])
+            check_blosc_header(self._blosc[2], key, raw[:BLOSC_HEADER], len(raw), self._blosc[1])
         return value
 
     async def exists(self, key: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from ..colors import default_color, rgb_hex, rgba_to_rgb
 from ..errors import OmeArrowDaskError
 from ..meta import ImageMeta
 from ..units import udunits
@@ -105,11 +106,12 @@ def level_transforms(meta: ImageMeta, level: int) -> list[dict[str, Any]]:
 
 
 def _color_hex(rgba: int | None, index: int, n: int) -> str:
-    if rgba is not None:
-        return f"{(int(rgba) >> 8) & 0xFFFFFF:06X}"
-    if n == 1:
-        return "FFFFFF"
-    return ("FF0000", "00FF00", "0000FF", "FF00FF", "00FFFF", "FFFF00")[index % 6]
+    """The ``omero`` color of channel ``index`` of ``n``: its own, else the preview's default (``colors``).
+
+    >>> _color_hex(0x0000FFFF, 0, 2), _color_hex(None, 0, 2), _color_hex(None, 0, 1)
+    ('0000FF', '00FF00', 'FFFFFF')
+    """
+    return rgb_hex(rgba_to_rgb(rgba) if rgba is not None else default_color(index, n))
 
 
 def _window(dtype: np.dtype) -> dict[str, float]:

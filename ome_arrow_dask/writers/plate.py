@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any, Literal
@@ -57,7 +56,8 @@ from ..jobs import (
     records_digest,
     status_record,
 )
-from ..plate import column_name, parse_well_name, read_group_attrs, row_name
+from ..plate_model import column_name, parse_well_name, row_name
+from ..sources._ngff import read_group_attrs
 from . import zarr as zarr_writer
 from ._input import as_write_input
 
@@ -327,39 +327,3 @@ def _finalize(
     attrs: dict[str, Any] = {"plate": block} if version == "0.4" else {"ome": {"version": "0.5", "plate": block}}
     attrs[STATUS_KEY] = status_record(COMPLETE, fingerprint)
     zarr.open_group(root, mode="r+").attrs.put(attrs)
-
-
-def convert_plate_folder(args: Any) -> int:
-    """``ome-arrow-dask convert FOLDER OUT.zarr --plate --pattern TEMPLATE ...`` (the CLI's plate branch)."""
-    from ..cli import _scheduler, _writer_options
-    from ..plate_folder import scan_plate_folder
-
-    if not _output_format_is_zarr(args.dst):
-        raise OmeArrowDaskError(f"--plate writes an NGFF plate: name the output with .zarr, got {args.dst!r}")
-    if not args.pattern:
-        raise OmeArrowDaskError(
-            "--plate needs --pattern naming {row}, {col} and {field}, "
-            "e.g. 'r{row}c{col}f{field}p{z}-ch{c}sk{t}fk1fl1.tiff'"
-        )
-    for flag in ("level", "scene", "dims"):
-        if getattr(args, flag, None) is not None:
-            raise OmeArrowDaskError(f"--{flag} does not apply to --plate conversions")
-    options = _writer_options(args, "ome-zarr")
-    scan = {"missing": args.missing} if getattr(args, "missing", None) else {}
-    wells = scan_plate_folder(args.src, args.pattern, validate=bool(getattr(args, "validate", False)), **scan)
-    n_fields = sum(len(v) for v in wells.values())
-    if args.dry_run:
-        print(f"would write an NGFF {options['version']} plate to {args.dst}: {len(wells)} wells, {n_fields} fields")
-        first = next(iter(wells.values()))[0]
-        print(first.explain())
-        return 0
-    show = sys.stderr.isatty() if args.progress is None else args.progress
-    with _scheduler(args.scheduler, args.workers, progress=show) as progress:
-        options["progress"] = progress
-        write_plate(wells, args.dst, name=os.path.basename(os.path.abspath(args.src)), **options)
-    print(f"wrote {args.dst} ({len(wells)} wells, {n_fields} fields)")
-    return 0
-
-
-def _output_format_is_zarr(dst: str) -> bool:
-    return dst.rstrip("/\\").lower().endswith(".zarr")
