@@ -18,18 +18,18 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from numbers import Real
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 import numpy.typing as npt
-from dask.array.core import normalize_chunks
-from dask.array.overlap import ensure_minimum_chunksize
 
 from .core import OMEArrow
 from .errors import DimOrderError, InconsistentInputError, OmeArrowDaskError, SelectionError
 from .meta import AXES, ImageMeta, tczyx
 from .sources.base import ArraySource, default_chunks
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 BOUNDARY_MODES = ("reflect", "periodic", "nearest", "none")
 """String boundary modes (dask's names); a number pads with that constant instead.
@@ -138,6 +138,8 @@ def fit_grid_to_halo(chunks: Sequence[Sequence[int]], halo: Halo5) -> tuple[tupl
     >>> fit_grid_to_halo(((1,), (1,), (4, 4, 1), (8, 8), (3,)), (0, 0, 2, 2, 0))
     ((1,), (1,), (4, 3, 2), (8, 8), (3,))
     """
+    from dask.array.overlap import ensure_minimum_chunksize
+
     out = []
     for axis, axis_chunks, depth in zip(AXES, chunks, halo, strict=True):
         size = sum(axis_chunks)
@@ -218,6 +220,8 @@ def _run_block(
 
 def _as_dask(image: object) -> tuple[da.Array | np.ndarray, ImageMeta | None]:
     """Return an input as a 5-D dask or numpy array, plus its metadata when it is an OMEArrow."""
+    import dask.array as da
+
     if isinstance(image, OMEArrow):
         return image.to_dask(), image.meta
     array = image if isinstance(image, da.Array) else np.asarray(image)
@@ -232,6 +236,9 @@ def _as_dask(image: object) -> tuple[da.Array | np.ndarray, ImageMeta | None]:
 def _output_grid(
     arrays: Sequence[da.Array | np.ndarray], block_shape: object, dtype: np.dtype, halo: Halo5
 ) -> tuple[tuple[int, ...], ...]:
+    import dask.array as da
+    from dask.array.core import normalize_chunks
+
     shape = arrays[0].shape
     if block_shape is not None:
         try:
@@ -307,6 +314,8 @@ def map_blocks(
     OMEArrow
         A lazy plan; channels, physical sizes and name come from the first ``OMEArrow`` input.
     """
+    import dask.array as da
+
     if not inputs:
         raise OmeArrowDaskError("map_blocks needs at least one input image")
     converted = [_as_dask(image) for image in inputs]

@@ -9,18 +9,16 @@ or a tensor export. Shape, dtype, chunks and ``explain()`` never read pixels.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+import sys
+from collections.abc import Iterable, Mapping
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-import dask.array as da
 import numpy as np
 
 from . import render
-from .arrow.codec import is_record_dict, record_from_dict
-from .arrow.ingest import is_arrow_input, source_from_arrow
 from .errors import OmeArrowDaskError
-from .graph import build_array, plan_reads, read_into_memory
+from .graph import build_array, compute, plan_reads, read_into_memory
 from .lowering import ReadPlan
 from .meta import ImageMeta
 from .selection import (
@@ -38,6 +36,7 @@ from .tensor import LazyTensorView, TensorView
 from .xarray_interop import is_data_array, is_xarray, source_from_xarray
 
 if TYPE_CHECKING:
+    import dask.array as da
     import pyarrow as pa
 
     from .arrow.chunks import ChunkStream
@@ -46,6 +45,27 @@ if TYPE_CHECKING:
 
 def _is_source(obj: object) -> bool:
     return hasattr(obj, "read_chunk") and hasattr(obj, "meta") and hasattr(obj, "token")
+
+
+def _is_record_dict(data: object) -> bool:
+    """:func:`~ome_arrow_dask.arrow.codec.is_record_dict`, importing pyarrow only for mappings."""
+    if not isinstance(data, Mapping):
+        return False
+    from .arrow.codec import is_record_dict
+
+    return is_record_dict(data)
+
+
+def _is_arrow_input(data: object) -> bool:
+    """:func:`~ome_arrow_dask.arrow.ingest.is_arrow_input`, importing pyarrow only when ``data`` may be Arrow.
+
+    Without pyarrow imported no pyarrow object exists, so only the PyCapsule protocol can apply.
+    """
+    if "pyarrow" not in sys.modules and not (hasattr(data, "__arrow_c_array__") or hasattr(data, "__arrow_c_stream__")):
+        return False
+    from .arrow.ingest import is_arrow_input
+
+    return is_arrow_input(data)
 
 
 def _absolute(path: str | os.PathLike[str]) -> str:
@@ -124,7 +144,7 @@ class OMEArrow:
     ) -> None:
         is_path = isinstance(data, (str, os.PathLike))
         if dim_order is not None and (
-            is_path or isinstance(data, OMEArrow) or _is_source(data) or is_record_dict(data) or is_data_array(data)
+            is_path or isinstance(data, OMEArrow) or _is_source(data) or _is_record_dict(data) or is_data_array(data)
         ):
             raise OmeArrowDaskError(
                 "dim_order is supported only for array inputs (numpy, dask, torch, jax, cupy, Arrow tensors); "
@@ -143,9 +163,14 @@ class OMEArrow:
             source = data.source
         elif _is_source(data):
             source = data
-        elif is_record_dict(data):
+        elif _is_record_dict(data):
+            from .arrow.codec import record_from_dict
+            from .arrow.ingest import source_from_arrow
+
             source = source_from_arrow(record_from_dict(data))
-        elif is_arrow_input(data) and not is_xarray(data):  # xarray >= 2025 exports Arrow too
+        elif _is_arrow_input(data) and not is_xarray(data):  # xarray >= 2025 exports Arrow too
+            from .arrow.ingest import source_from_arrow
+
             source = source_from_arrow(data, dim_order=dim_order, row_index=row_index, chunks=chunks)
         else:
             source = _array_source(data, dim_order, chunks)
@@ -161,7 +186,8 @@ class OMEArrow:
         self._source = source
         self._selection = selection
         self._steps = steps
-        self.tcz = tuple(int(v) for v in tcz)
+        t, c, z = (int(v) for v in tcz)
+        self.tcz: tuple[int, int, int] = (t, c, z)
         self.__dict__.pop("read_plan", None)
         self.__dict__.pop("meta", None)
 
@@ -387,7 +413,7 @@ class OMEArrow:
             return self
         array = None if compute_kwargs else read_into_memory(self._source, self._selection)
         if array is None:
-            array = self.to_dask().compute(**compute_kwargs)
+            array = compute(self.to_dask(), **compute_kwargs)
         source = ArraySource(array, "TCZYX", chunks=self.chunks, meta=self.meta, input_paths=self.input_paths())
         return self._from_plan(source, full_selection(array.shape), (), self.tcz)
 
@@ -438,12 +464,16 @@ class OMEArrow:
             array = self.to_numpy()
             return array if dtype is None else array.astype(dtype)
         if kind == "dask":
-            array = self.to_dask()
-            return array if dtype is None else array.astype(dtype)
-        from .writers import as_write_input, write
+            lazy = self.to_dask()
+            return lazy if dtype is None else lazy.astype(dtype)
+        from .writers import ALIASES, as_write_input, write
 
         target = None if out is None else _absolute(out)  # workers may run in another directory
         item = as_write_input(self if dtype is None else self.astype(dtype))  # array, meta and identity only
+        if options.get("labels") is not None and ALIASES.get(kind, kind) == "ome-zarr":
+            from .labels import prepare_labels  # label arrays become plans here: labels.py does not import core
+
+            options["labels"] = prepare_labels(item, options["labels"], OMEArrow)
         write(kind, item, target, **options)
         return out
 

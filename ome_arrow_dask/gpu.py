@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-import dask.array as da
+from typing import TYPE_CHECKING, Any
 
 from .errors import OmeArrowDaskError
+
+if TYPE_CHECKING:
+    import dask.array as da
 
 
 def require_cupy() -> Any:
@@ -44,6 +45,8 @@ def to_device(array: da.Array, device: str = "cuda") -> da.Array:
     """Return ``array`` with every chunk moved to the GPU: ``map_blocks(cp.asarray)``."""
     if check_device(device) == "cpu":
         return array
+    import dask.array as da
+
     cupy = require_cupy()
     device_id = _device_id(device)
 

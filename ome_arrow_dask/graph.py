@@ -7,12 +7,11 @@ workers once, not once per task. Task names are deterministic (``tokenize``).
 
 from __future__ import annotations
 
-from typing import Any, cast
+import sys
+from typing import TYPE_CHECKING, Any, cast
 
-import dask.array as da
 import numpy as np
 from dask.base import tokenize
-from dask.highlevelgraph import HighLevelGraph
 
 from .errors import CorruptInputError
 from .lowering import ChunkSelection, ReadPlan, lower, take_orthogonal
@@ -25,9 +24,13 @@ from .sources.abilities import (
 )
 from .sources.base import ChunkCoords, Source, chunk_slices
 
+if TYPE_CHECKING:
+    import dask.array as da
+
 __all__ = [
     "active_client",
     "build_array",
+    "compute",
     "plan_reads",
     "read_block",
     "read_into_memory",
@@ -86,6 +89,7 @@ def plan_reads(source: Source, selection: Selection) -> ReadPlan:
 def select_dask(array: da.Array, selection: Selection, out_chunks: tuple[tuple[int, ...], ...]) -> da.Array:
     """Apply ``selection`` to a 5-D dask array axis by axis (outer indexing), on ``out_chunks``.
 
+    >>> import dask.array as da
     >>> x = da.arange(24, chunks=5).reshape(1, 1, 1, 4, 6)
     >>> sel = (range(1), range(1), range(1), (3, 0), range(1, 5, 2))
     >>> select_dask(x, sel, ((1,), (1,), (1,), (2,), (2,))).compute()[0, 0, 0].tolist()
@@ -106,8 +110,13 @@ def dask_backing(source: Source) -> da.Array | None:
     """The lazy dask array (numpy chunks) behind a source with :class:`SupportsArray`, else None.
 
     Wrappers that only change descriptors forward the array; the chunk cache hides it.
+    Never imports ``dask.array`` itself: without it loaded, no dask array exists.
     """
     array = source.array if isinstance(source, SupportsArray) else None
+    if array is None or "dask.array" not in sys.modules:
+        return None
+    import dask.array as da
+
     if isinstance(array, da.Array) and isinstance(array._meta, np.ndarray):
         return array
     return None
@@ -115,6 +124,9 @@ def dask_backing(source: Source) -> da.Array | None:
 
 def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome-arrow-read") -> da.Array:
     """Return a lazy 5-D dask array of ``selection`` over ``source``: one task per block."""
+    import dask.array as da
+    from dask.highlevelgraph import HighLevelGraph
+
     plan = plan_reads(source, selection)
     backing = dask_backing(source)
     if backing is not None:
@@ -134,8 +146,6 @@ def build_array(source: Source, selection: Selection, *, name_prefix: str = "ome
 
 def active_client() -> Any:
     """The current ``distributed.Client`` if one is active (never imports distributed itself)."""
-    import sys
-
     if "distributed" not in sys.modules:
         return None
     from distributed import default_client
@@ -165,6 +175,17 @@ def read_into_memory(source: Source, selection: Selection) -> np.ndarray | None:
     if boxed is source and (plan.num_blocks > SMALL_READ_BLOCKS or nbytes > SMALL_READ_BYTES):
         return None
     shape = tuple(sum(c) for c in plan.out_chunks)
+    if plan.num_blocks == 1 and isinstance(source, SupportsReadChunkBox):
+        # one whole chunk (a chunk-aligned crop): the box read is a fresh array of exactly the output
+        (_, chunk_coords, chunk_selection), = plan.block_tuples()
+        chunk = chunk_slices(source.meta, chunk_coords)
+        if all(
+            isinstance(s, slice) and range(c.stop - c.start)[s] == range(c.stop - c.start)
+            for s, c in zip(chunk_selection, chunk, strict=True)
+        ):
+            block = source.read_chunk_box(chunk_coords, cast("ChunkCoords", tuple(k + 1 for k in chunk_coords)))
+            if block.shape == shape and block.dtype == source.meta.dtype:
+                return block
     out = np.empty(shape, dtype=source.meta.dtype)
     offsets = [np.cumsum((0, *c)) for c in plan.out_chunks]
     for out_block, chunk_coords, chunk_selection in plan.block_tuples():
@@ -206,11 +227,29 @@ class _BoxedSource(SourceWrapper):
         return self._box[tuple(slice(r.start - o, r.stop - o) for r, o in zip(region, self._origin, strict=True))]
 
 
+def compute(collection: Any, **compute_kwargs: Any) -> Any:
+    """``collection.compute(**compute_kwargs)``, naming the collection's default scheduler when dask would search.
+
+    Without ``scheduler=`` or a configured scheduler, dask imports ``distributed`` to look
+    for a client (0.2-0.4 s the first time) and, finding none, runs the collection's default
+    scheduler (threads for arrays and delayed). No client exists while ``distributed`` is not
+    imported, so then the default is named here and the search skipped; once ``distributed``
+    is imported, dask chooses as always (a client, a worker's client, or the default).
+    """
+    import dask
+
+    searches = "scheduler" not in compute_kwargs and not dask.config.get("scheduler", None)
+    if searches and "distributed" not in sys.modules:
+        compute_kwargs["scheduler"] = collection.__dask_scheduler__
+    return collection.compute(**compute_kwargs)
+
+
 def run_graph(graph: Any, progress: bool) -> None:
     """Compute a write graph on the active scheduler, with a progress bar when asked.
 
     A ``distributed.Client`` gets :func:`distributed.progress`; local schedulers get
-    :class:`dask.diagnostics.ProgressBar`.
+    :class:`dask.diagnostics.ProgressBar`. Without a client, ``distributed`` is not imported
+    (see :func:`compute`).
     """
     client = active_client()
     if client is not None and progress:
@@ -223,6 +262,6 @@ def run_graph(graph: Any, progress: bool) -> None:
         from dask.diagnostics import ProgressBar
 
         with ProgressBar():
-            graph.compute()
+            compute(graph)
     else:
-        graph.compute()
+        compute(graph)

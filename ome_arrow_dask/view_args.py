@@ -138,4 +138,4 @@ def view_selection(
     for ax in "TCZ":
         if not len(chosen[ax]):
             raise SelectionError(f"{ax.lower()}={getattr(args, ax.lower())!r} selects no {ax} planes")
-    return tuple(chosen.get(ax, range(sizes[ax])) for ax in "TCZYX")  # type: ignore[return-value]
+    return tuple(chosen.get(ax, range(sizes[ax])) for ax in "TCZYX")

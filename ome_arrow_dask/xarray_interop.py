@@ -29,7 +29,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .arrow.schema import record_from_meta
 from .errors import DimOrderError, InconsistentInputError
 from .meta import AXES, Channel, PhysicalSize
 from .sources.base import ArraySource
@@ -110,6 +109,8 @@ def to_xarray(plan: OMEArrow) -> Any:
     attrs["physical_size"] = physical
     attrs["units"] = units
     attrs["channels"] = [_channel_dict(ch) for ch in meta.channels]
+    from .arrow.schema import record_from_meta  # pyarrow: imported when an xarray export needs it
+
     attrs["ome"] = record_from_meta(meta)
     return xr.DataArray(plan.to_dask(), dims=DIMS, coords=coords, name=meta.name, attrs=attrs)
 
@@ -155,7 +156,8 @@ def _channels(data_array: Any, size_c: int, dims: dict[str, str]) -> tuple[Chann
     for i, (name, entry) in enumerate(zip(names, entries, strict=True)):
         entry = entry if isinstance(entry, Mapping) else {}
         fields = {key: entry[key] for key in _CHANNEL_FIELDS if entry.get(key) is not None}
-        fallback = entry.get("name") if isinstance(entry.get("name"), str) else f"C{i}"
+        stored = entry.get("name")
+        fallback = stored if isinstance(stored, str) else f"C{i}"
         out.append(Channel(name=name if name is not None else fallback, **fields))
     return tuple(out)
 

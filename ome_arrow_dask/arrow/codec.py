@@ -27,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import dask
-import dask.array as da
 import numpy as np
 import pyarrow as pa
 
@@ -133,6 +132,8 @@ def check_payload(payload: str, codec: str | None = None) -> str | None:
 # ---------------------------------------------------------------------- encoding
 def iter_blocks(array: Any, chunk_shape: Sequence[int]) -> Iterator[tuple[tuple[int, ...], np.ndarray]]:
     """Yield ``(origin, block)`` of a TCZYX array over a regular grid in C order, a few blocks at a time."""
+    import dask.array as da
+
     array = da.asarray(array)
     grid = regular_chunks(array.shape, chunk_shape)
     delayed = array.rechunk(grid).to_delayed()

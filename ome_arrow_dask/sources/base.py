@@ -154,6 +154,24 @@ def to_tczyx(array: object, dim_order: str) -> object:
     return transposed[index]
 
 
+def _explicit_grid(chunks: object, shape: tuple[int, ...]) -> tuple[tuple[int, ...], ...] | None:
+    """``chunks`` when it is already a full dask-style grid of ``shape`` (block sizes per axis), else None.
+
+    Plans pass their own grid (``collect()``); taking it as is avoids importing ``dask.array``.
+
+    >>> _explicit_grid(((1,), (2, 1)), (1, 3)), _explicit_grid((1, 3), (1, 3))
+    (((1,), (2, 1)), None)
+    """
+    if not isinstance(chunks, tuple) or len(chunks) != len(shape):
+        return None
+    for sizes, size in zip(chunks, shape, strict=True):
+        if not isinstance(sizes, tuple) or not sizes or not all(type(b) is int for b in sizes) or sum(sizes) != size:
+            return None
+        if not (all(b > 0 for b in sizes) or sizes == (0,)):  # as dask normalises them
+            return None
+    return chunks
+
+
 def default_chunks(shape: tuple[int, ...], dtype: np.dtype) -> tuple[tuple[int, ...], ...]:
     """Chunk an in-memory array: one T and C per chunk, ZYX blocks of about 16 MiB."""
     from dask.array.core import normalize_chunks
@@ -208,9 +226,11 @@ class ArraySource:
         elif chunks is None:
             grid = default_chunks(shape, dtype)
         else:
-            from dask.array.core import normalize_chunks
+            grid = _explicit_grid(chunks, shape)
+            if grid is None:
+                from dask.array.core import normalize_chunks
 
-            grid = normalize_chunks(chunks, shape, dtype=dtype)
+                grid = normalize_chunks(chunks, shape, dtype=dtype)
             if self._is_dask:
                 self._array = self._array.rechunk(grid)  # type: ignore[attr-defined]
         base = meta.replace(shape=shape, dtype=dtype, chunks=grid) if meta else None
@@ -253,7 +273,9 @@ class ArraySource:
         """Return the chunk at ``chunk_coords`` as numpy (a view when already numpy)."""
         block = self._array[chunk_slices(self._meta, chunk_coords)]  # type: ignore[index]
         if self._is_dask:
-            block = block.compute(scheduler="sync")
+            from dask.local import get_sync  # the callable: dask imports distributed to resolve the name "sync"
+
+            block = block.compute(scheduler=get_sync)
         if type(block).__module__.split(".")[0] == "cupy":
             block = block.get()
         return np.asarray(block)

@@ -15,10 +15,14 @@ Vortex files are not read (no Vortex dependency); convert them with ome-arrow fi
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from ..storage import Location, RemoteURL
-from ._parquet_dataset import DatasetSource, is_dataset_dir
-from ._parquet_struct import StructSource
+from ._parquet_layout import is_dataset_dir
+
+if TYPE_CHECKING:
+    from ._parquet_dataset import DatasetSource
+    from ._parquet_struct import StructSource
 
 __all__ = ["DatasetSource", "StructSource", "open", "probe"]
 
@@ -77,6 +81,9 @@ def open(
     TypeError
         For options this format does not take, or that do not fit the layout.
     """
+    from ._parquet_dataset import DatasetSource  # pyarrow: imported once a Parquet path is opened
+    from ._parquet_struct import StructSource
+
     options.pop("storage_options", None)  # used by open_source to build the Location
     if options:
         raise TypeError(f"OME-Arrow Parquet does not take the option(s) {sorted(options)}")
@@ -96,3 +103,16 @@ def open(
     # ome-arrow's default column is "ome_arrow": another column is auto-detected with its UserWarning
     requested = "ome_arrow" if column_name is None else column_name
     return StructSource(path, column_name=requested, row_index=0 if row_index is None else row_index)
+
+
+def __getattr__(name: str) -> Any:
+    """The source classes in :data:`__all__`, imported on first access (they import pyarrow)."""
+    if name == "DatasetSource":
+        from ._parquet_dataset import DatasetSource
+
+        return DatasetSource
+    if name == "StructSource":
+        from ._parquet_struct import StructSource
+
+        return StructSource
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
