@@ -230,7 +230,14 @@ def read_spy(monkeypatch):
         calls.append((i, tuple(columns or ())))
         return real(self, i, columns=columns, **kwargs)
 
+    real_many = pq.ParquetFile.read_row_groups
+
+    def spy_many(self, row_groups, columns=None, **kwargs):  # one call, recorded per row group it reads
+        calls.extend((i, tuple(columns or ())) for i in row_groups)
+        return real_many(self, row_groups, columns=columns, **kwargs)
+
     monkeypatch.setattr(pq.ParquetFile, "read_row_group", spy)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", spy_many)
     return calls
 
 

@@ -6,7 +6,8 @@ Request budgets asserted here (counted by the servers):
 - open: HEAD of the URL (404: not an object, so a folder; over HTTP fsspec adds a GET), then
   GET manifest, GET images.parquet, GET index.parquet, HEAD chunks.parquet + 1 ranged GET of its
   footer (2 when the footer exceeds pyarrow's 64 KiB first read, as ome-arrow's writer's does);
-- crop: one ranged GET per touched row group (one chunk a row group here), no HEAD, no LIST.
+- crop: the touched row groups read in one call, ``pre_buffer`` coalescing their neighbouring column
+  ranges into one ranged GET (was one GET per row group), no HEAD, no LIST.
 """
 
 from __future__ import annotations
@@ -91,11 +92,11 @@ def test_dataset_pixels_equal_local_and_budget(datasets, http_server, s3_server,
 
     log.clear()
     crop = remote.slice_lazy(5, 30, 3, 20, c_indices=[1])  # x chunks 0-1, y chunks 0-1, 3 z: 12 row groups
-    assert "requests: 12 ranged GET" in crop.explain()
+    assert "requests: 1 ranged GET" in crop.explain()  # 12 row groups, neighbours: one coalesced GET
     np.testing.assert_array_equal(crop.to_numpy(), DATA[:, 1:2, :, 3:20, 5:30])
     requests = log.snapshot()
     assert all(m == "GET" and r and p.endswith("chunks.parquet") for m, p, _, r in requests), requests
-    assert len(requests) == 12, requests
+    assert len(requests) == 1, requests
     np.testing.assert_array_equal(remote.to_numpy(), DATA)
 
 

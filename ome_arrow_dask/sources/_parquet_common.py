@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 import zlib
-from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import CorruptInputError, InputChangedError
+from ..lru import LRUCache
 from ..meta import Chunks5, regular_chunks
 from ..storage import is_network_error, remote_error
 
@@ -34,8 +33,7 @@ Fingerprint = tuple[int, int]
 MAX_CACHED_FOOTERS = 64
 """Parsed Parquet footers kept per process (keyed by path, mtime and size)."""
 
-_FOOTERS: OrderedDict[tuple[str, Fingerprint], pq.FileMetaData] = OrderedDict()
-_FOOTERS_LOCK = threading.Lock()
+_FOOTERS: LRUCache[tuple[str, Fingerprint], pq.FileMetaData] = LRUCache(MAX_CACHED_FOOTERS)
 
 
 def fingerprint(path: str) -> Fingerprint:
@@ -52,9 +50,18 @@ def fingerprint(path: str) -> Fingerprint:
 
 
 def _source(path: str) -> Any:
-    """What pyarrow opens: the path, or an fsspec file object for a remote URL."""
+    """What pyarrow opens: the path, or an fsspec file object for a remote URL.
+
+    A pinned remote file (size known) is opened without read-ahead: pyarrow asks for the
+    exact ranges it needs (the footer, then ``pre_buffer``'s coalesced column ranges), so
+    read-ahead would only fetch bytes nobody reads.
+    """
     loc = getattr(path, "loc", None)
-    return path if loc is None else loc.open(block_size=2**16)
+    if loc is None:
+        return path
+    if getattr(loc, "pinned", None) is not None:
+        return loc.open(block_size=2**16, cache_type="none")
+    return loc.open(block_size=2**16)
 
 
 def _failed(path: str, exc: BaseException) -> Exception:
@@ -137,20 +144,14 @@ def read_footer(path: str, expected: Fingerprint | None = None) -> pq.FileMetaDa
     current = fingerprint(path)
     if expected is not None and current != tuple(expected):
         raise InputChangedError(f"{path}: the file changed after it was opened (mtime or size differ); open it again")
-    key = (path, current)
-    with _FOOTERS_LOCK:
-        if key in _FOOTERS:
-            _FOOTERS.move_to_end(key)
-            return _FOOTERS[key]
-    try:
-        footer = pq.read_metadata(_source(path))
-    except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, KeyError) as exc:
-        raise _failed(path, exc) from exc
-    with _FOOTERS_LOCK:
-        _FOOTERS[key] = footer
-        while len(_FOOTERS) > MAX_CACHED_FOOTERS:
-            _FOOTERS.popitem(last=False)
-    return footer
+
+    def parse() -> pq.FileMetaData:
+        try:
+            return pq.read_metadata(_source(path))
+        except (OSError, pa.ArrowException, ValueError, UnicodeDecodeError, KeyError) as exc:
+            raise _failed(path, exc) from exc
+
+    return _FOOTERS.get_or_load((path, current), parse)
 
 
 def parquet_file(path: str, expected: Fingerprint | None = None) -> pq.ParquetFile:
@@ -178,6 +179,65 @@ def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: li
     if missing:  # pyarrow skips requested columns the file does not have
         raise CorruptInputError(f"{where}: the file has no column(s) {missing}; it is damaged or not of this layout")
     return table
+
+
+def read_row_groups(
+    path: str, expected: Fingerprint, row_groups: Sequence[int], columns: list[str], where: str
+) -> tuple[pa.Table, np.ndarray]:
+    """Read ``columns`` of several row groups in one pyarrow call (remote: ``pre_buffer`` coalesces the ranges).
+
+    Returns the table (the row groups' rows in the order given) and the offset of each
+    row group's first row in it. Page checksums are verified; errors name ``where``.
+    """
+    pf = parquet_file(path, expected)
+    try:
+        sizes = [pf.metadata.row_group(int(rg)).num_rows for rg in row_groups]
+        table = pf.read_row_groups([int(rg) for rg in row_groups], columns=columns, use_threads=False)
+        missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
+    except (OSError, pa.ArrowException, ValueError, IndexError, KeyError) as exc:
+        if getattr(path, "loc", None) is not None and is_network_error(exc):
+            raise remote_error(str(path), exc) from exc
+        raise corrupt(where, exc) from exc
+    finally:
+        pf.close()
+    if missing:  # pyarrow skips requested columns the file does not have
+        raise CorruptInputError(f"{where}: the file has no column(s) {missing}; it is damaged or not of this layout")
+    return table, np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+
+
+PRE_BUFFER_HOLE_BYTES = 8192
+"""pyarrow's ``pre_buffer`` merges column ranges whose gap is at most this (``CacheOptions`` default)."""
+
+PRE_BUFFER_RANGE_BYTES = 32 * 2**20
+"""... into ranges of at most this many bytes (``CacheOptions`` default)."""
+
+
+def coalesced_ranges(footer: pq.FileMetaData, row_groups: Sequence[int], columns: Sequence[str]) -> int:
+    """How many ranged reads ``pre_buffer`` makes for ``columns`` (top-level names) of ``row_groups``.
+
+    Mirrors pyarrow's coalescing (sorted column-chunk ranges merged across gaps up to
+    :data:`PRE_BUFFER_HOLE_BYTES`, merged ranges capped at :data:`PRE_BUFFER_RANGE_BYTES`);
+    used by ``explain()`` to state the requests a remote read will make.
+    """
+    wanted = set(columns)
+    spans = []
+    for rg in row_groups:
+        group = footer.row_group(int(rg))
+        for i in range(group.num_columns):
+            col = group.column(i)
+            if col.path_in_schema.split(".")[0] not in wanted:
+                continue
+            start = col.data_page_offset
+            if col.has_dictionary_page and 0 < (col.dictionary_page_offset or 0) < start:
+                start = col.dictionary_page_offset
+            spans.append((start, start + col.total_compressed_size))
+    count, first, end = 0, -1, -1
+    for lo, hi in sorted(spans):
+        if count and lo - end <= PRE_BUFFER_HOLE_BYTES and max(hi, end) - first <= PRE_BUFFER_RANGE_BYTES:
+            end = max(end, hi)
+            continue
+        count, first, end = count + 1, lo, hi
+    return count
 
 
 def leaf_paths(footer: pq.FileMetaData, where: str = "the Parquet file") -> list[str]:

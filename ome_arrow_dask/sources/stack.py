@@ -266,17 +266,35 @@ def check_segments(path: str, pages: Sequence[tuple[int, Any]], file_size: int) 
     page goes through :func:`~ome_arrow_dask.sources.tiff.check_page_segments` (limits,
     table sizes, segments past the end of the file, uncompressed byte counts against the
     geometry); a missing segment is refused too (a stack fills missing files, not strips).
+    Pages sharing a keyframe (TiffFrames) are checked together, in one vectorised pass.
     """
-    for number, page in pages:
+    from .tiff import _check_segments_against, _rules_for
+
+    if len(pages) == 1:  # the common single-page case: the public check, unchanged
+        number, page = pages[0]
         if page is None:
             raise CorruptInputError(f"{path}: page {number} is missing (damaged IFD chain)")
         check_page_segments(path, page, file_size, page_number=number)
-        for i, (offset, count) in enumerate(zip(page.dataoffsets, page.databytecounts, strict=True)):
-            if offset <= 0 or count <= 0:
-                raise CorruptInputError(
-                    f"{path} (page {number}): segment {i} is missing (offset {offset}, {count} bytes); "
-                    "a pattern stack does not fill missing strips or tiles"
-                )
+    else:
+        groups: dict[int, list[tuple[int, Any]]] = {}
+        cache: dict[Any, Any] = {}
+        for number, page in pages:
+            if page is None:
+                raise CorruptInputError(f"{path}: page {number} is missing (damaged IFD chain)")
+            groups.setdefault(id(getattr(page, "keyframe", None) or page), []).append((number, page))
+        for group in groups.values():
+            rules = _rules_for(group[0][1], path, file_size, group[0][0], cache)
+            offsets = [page.dataoffsets for _, page in group]
+            counts = [page.databytecounts for _, page in group]
+            _check_segments_against(rules, offsets, counts, [n for n, _ in group], path, file_size, True)
+    for number, page in pages:
+        starts, sizes = np.asarray(page.dataoffsets), np.asarray(page.databytecounts)
+        if len(starts) == len(sizes) and ((starts <= 0) | (sizes <= 0)).any():
+            i = int(np.flatnonzero((starts <= 0) | (sizes <= 0))[0])
+            raise CorruptInputError(
+                f"{path} (page {number}): segment {i} is missing (offset {int(starts[i])}, {int(sizes[i])} bytes); "
+                "a pattern stack does not fill missing strips or tiles"
+            )
 
 
 # --------------------------------------------------------------------------- opening
@@ -750,6 +768,15 @@ class StackSource(SourceBase):
                 if contiguous is not None and contiguous + math.prod(shape) * dtype.itemsize > size:
                     raise CorruptInputError(f"{path}: the image data ends past the end of the file (truncated?)")
                 numbers = range(len(series.pages)) if pages is None else pages
+                if pages is None and contiguous is not None:
+                    # one contiguous block, read at dataoffset and bounded by the check above: no other
+                    # page's strip table is used, so only the first page's geometry and segments are checked
+                    numbers = range(1)
+                if len(numbers) > 1 and isinstance(series.keyframe.index, int):
+                    # the other pages as TiffFrames on the first page's geometry (as tifffile's own series
+                    # reads take them): their offsets and byte counts without parsing every tag of every IFD
+                    tif.pages.useframes = True
+                    tif.pages.set_keyframe(series.keyframe.index)
                 check_segments(path, [(k, series.pages[k]) for k in numbers], size)
                 data = series.asarray() if pages is None else tif.asarray(key=list(pages), series=0)
         except OmeArrowDaskError:
