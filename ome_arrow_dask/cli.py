@@ -112,6 +112,11 @@ def _add_source_options(parser: argparse.ArgumentParser) -> None:
         help="remote URLs: a storage option, e.g. endpoint_url=http://host:9000 or profile=lab "
         "(VALUE is read as JSON when it parses: true, 3, {...}); repeatable",
     )
+    parser.add_argument(
+        "--endpoint-url",
+        metavar="URL",
+        help="remote URLs: an S3-compatible endpoint (MinIO, Ceph, ...); short for --storage-option endpoint_url=URL",
+    )
 
 
 def _storage_option(text: str) -> tuple[str, Any]:
@@ -238,6 +243,8 @@ def _open_options(args: argparse.Namespace) -> dict[str, Any]:
     storage = dict(getattr(args, "storage_option", None) or [])
     if getattr(args, "anon", False):
         storage["anon"] = True
+    if getattr(args, "endpoint_url", None):
+        storage["endpoint_url"] = args.endpoint_url
     if storage:
         options["storage_options"] = storage
     return options
@@ -471,13 +478,43 @@ def _scheduler(name: str, workers: int | None, progress: bool) -> Iterator[bool]
         yield progress
 
 
+def _convert_plate_folder(args: argparse.Namespace, kind: str) -> int:
+    """``convert FOLDER OUT.zarr --plate --pattern TEMPLATE ...``: a folder of per-field TIFFs to an NGFF plate."""
+    from .plate_folder import scan_plate_folder
+    from .writers.plate import write_plate
+
+    if kind != "ome-zarr":
+        raise OmeArrowDaskError(f"--plate writes an NGFF plate: name the output with .zarr, got {args.dst!r}")
+    if not args.pattern:
+        raise OmeArrowDaskError(
+            "--plate needs --pattern naming {row}, {col} and {field}, "
+            "e.g. 'r{row}c{col}f{field}p{z}-ch{c}sk{t}fk1fl1.tiff'"
+        )
+    for flag in ("level", "scene", "dims"):
+        if getattr(args, flag, None) is not None:
+            raise OmeArrowDaskError(f"--{flag} does not apply to --plate conversions")
+    options = _writer_options(args, "ome-zarr")
+    scan = {"missing": args.missing} if getattr(args, "missing", None) else {}
+    wells = scan_plate_folder(args.src, args.pattern, validate=bool(getattr(args, "validate", False)), **scan)
+    n_fields = sum(len(v) for v in wells.values())
+    if args.dry_run:
+        print(f"would write an NGFF {options['version']} plate to {args.dst}: {len(wells)} wells, {n_fields} fields")
+        first = next(iter(wells.values()))[0]
+        print(first.explain())
+        return 0
+    show = sys.stderr.isatty() if args.progress is None else args.progress
+    with _scheduler(args.scheduler, args.workers, progress=show) as progress:
+        options["progress"] = progress
+        write_plate(wells, args.dst, name=os.path.basename(os.path.abspath(args.src)), **options)
+    print(f"wrote {args.dst} ({len(wells)} wells, {n_fields} fields)")
+    return 0
+
+
 def cmd_convert(args: argparse.Namespace) -> int:
     """Convert ``src`` to ``dst`` (OME-Zarr, OME-Arrow Parquet or OME-TIFF; an NGFF plate with ``--plate``)."""
     kind = _output_format(args.dst)
     if getattr(args, "plate", False):
-        from .writers.plate import convert_plate_folder
-
-        return convert_plate_folder(args)
+        return _convert_plate_folder(args, kind)
     try:
         image = _open(args.src, args)
     except OmeArrowDaskError as exc:
@@ -491,6 +528,11 @@ def cmd_convert(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _dry_run(image, args, kind, options)
     show = sys.stderr.isatty() if args.progress is None else args.progress
+    from .jobs.paths import is_url
+
+    storage = _open_options(args).get("storage_options")
+    if storage and is_url(args.dst):  # the same credentials and endpoint write a remote output
+        options["storage_options"] = storage
     with _scheduler(args.scheduler, args.workers, progress=show) as progress:
         options["progress"] = progress
         image.export(kind, out=args.dst, **options)

@@ -37,7 +37,6 @@ no further HEAD, and reads conditional on the ETag (S3, HTTP), so a replaced obj
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import contextlib
 import functools
@@ -147,6 +146,8 @@ def _resolve_options(protocol: str, options: Mapping[str, Any], url: str) -> dic
 
 async def _retry_middleware(request: Any, handler: Any) -> Any:
     """Aiohttp client middleware: retry idempotent requests on 5xx and dropped connections."""
+    import asyncio
+
     import aiohttp
 
     delay = 0.1
@@ -291,25 +292,26 @@ class Location:
         """The fsspec filesystem (async for zarr's store), cached per process."""
         return _filesystem(self.protocol, self.options, asynchronous)
 
-    def zarr_store(self) -> Any:
-        """A read-only zarr ``FsspecStore`` rooted at this URL."""
+    def zarr_store(self, read_only: bool = True) -> Any:
+        """A zarr ``FsspecStore`` rooted at this URL (read-only unless ``read_only=False``, for writers)."""
         from zarr.storage import FsspecStore
 
-        return FsspecStore(fs=self.filesystem(asynchronous=True), path=self.path, read_only=True)
+        return FsspecStore(fs=self.filesystem(asynchronous=True), path=self.path, read_only=read_only)
 
-    def open(self, *, block_size: int = 2**16) -> Any:
+    def open(self, *, block_size: int = 2**16, cache_type: str = "readahead") -> Any:
         """A binary file object with ranged reads (``block_size`` bytes of read-ahead).
 
         A pinned location (:meth:`pin`) opens without a HEAD, its reads conditional on the version.
+        ``cache_type="none"``: each read fetches exactly the bytes asked for (no read-ahead).
         """
         if self.pinned is not None:
-            return self._open_pinned(block_size)
+            return self._open_pinned(block_size, cache_type)
         try:
-            return self.filesystem().open(self.path, "rb", block_size=block_size, cache_type="readahead")
+            return self.filesystem().open(self.path, "rb", block_size=block_size, cache_type=cache_type)
         except Exception as exc:
             raise remote_error(self.url, exc) from exc
 
-    def _open_pinned(self, block_size: int) -> Any:
+    def _open_pinned(self, block_size: int, cache_type: str = "readahead") -> Any:
         assert self.pinned is not None
         version, size = self.pinned
         fs = self.filesystem()
@@ -318,7 +320,7 @@ class Location:
         if etag and self.protocol in ("http", "https") and not etag.startswith("W/"):
             kwargs["headers"] = {**dict(getattr(fs, "kwargs", {}).get("headers") or {}), "If-Match": etag}
         try:
-            fh = fs.open(self.path, "rb", block_size=block_size, cache_type="readahead", size=size, **kwargs)
+            fh = fs.open(self.path, "rb", block_size=block_size, cache_type=cache_type, size=size, **kwargs)
         except Exception as exc:
             raise remote_error(self.url, exc) from exc
         if self.protocol in ("s3", "s3a") and isinstance(getattr(fh, "read_kw", None), dict):
@@ -406,6 +408,62 @@ class Location:
                 _version(entry, 0)[0],
             )
         return out
+
+    def write_bytes(self, data: bytes) -> None:
+        """Store ``data`` as this object: one PUT, so readers see the old object or the whole new one."""
+        try:
+            self.filesystem().pipe_file(self.path, data)
+        except Exception as exc:
+            raise remote_error(self.url, exc, writing=True) from exc
+
+    def find(self) -> dict[str, int]:
+        """``{key relative to this prefix: size}`` of every object below it: one LIST (paged), no recursion.
+
+        An absent prefix gives ``{}``.
+        """
+        fs = self.filesystem()
+        try:
+            fs.invalidate_cache(self.path)
+            found = fs.find(self.path + "/", detail=True)
+        except FileNotFoundError:
+            return {}
+        except Exception as exc:
+            raise remote_error(self.url, exc) from exc
+        start = len(self.path.rstrip("/")) + 1
+        return {
+            str(name)[start:]: int(info.get("size") or 0)
+            for name, info in found.items()
+            if info.get("type", "file") == "file" and str(name).startswith(self.path.rstrip("/") + "/")
+        }
+
+    def delete(self, *, prefix: bool = False) -> None:
+        """Delete this object, or with ``prefix=True`` every object below this prefix (LIST + batched DELETEs).
+
+        Deleting what is not there is no error.
+        """
+        if prefix:
+            self.delete_many(sorted(self.find()))
+            return
+        fs = self.filesystem()
+        try:
+            fs.rm_file(self.path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise remote_error(self.url, exc, writing=True) from exc
+
+    def delete_many(self, keys: list[str]) -> None:
+        """Delete the objects ``keys`` (relative to this prefix) in batched requests (S3: 1,000 keys a request)."""
+        if not keys:
+            return
+        fs = self.filesystem()
+        try:
+            fs.rm([f"{self.path}/{key}" for key in keys])
+            fs.invalidate_cache(self.path)
+        except FileNotFoundError:
+            pass
+        except Exception as exc:
+            raise remote_error(self.url, exc, writing=True) from exc
 
     def arrow_filesystem(self) -> tuple[Any, str]:
         """``(pyarrow.fs.FileSystem, path)`` for Parquet reads (fsspec-backed)."""
@@ -513,8 +571,11 @@ def is_network_error(exc: BaseException) -> bool:
     )
 
 
-def remote_error(url: str, exc: BaseException) -> Exception:
-    """Map a library error for ``url`` to ours, saying what to do; pass our own errors through."""
+def remote_error(url: str, exc: BaseException, *, writing: bool = False) -> Exception:
+    """Map a library error for ``url`` to ours, saying what to do; pass our own errors through.
+
+    ``writing``: the request wrote or deleted (the messages say so).
+    """
     if isinstance(exc, (RemoteAccessError, CorruptInputError, InputChangedError)):
         return exc
     text = f"{type(exc).__name__}: {exc}"
@@ -526,13 +587,27 @@ def remote_error(url: str, exc: BaseException) -> Exception:
         text = f"{type(exc).__name__}: {exc}"
     if status == 404 or (status is None and isinstance(exc, FileNotFoundError)):
         return FileNotFoundError(f"no such object: {url} ({text})")
-    if isinstance(exc, PermissionError) or status in (401, 403) or "AccessDenied" in text or "Forbidden" in text:
+    denied = isinstance(exc, PermissionError) or status in (401, 403) or "AccessDenied" in text or "Forbidden" in text
+    if writing and denied:
+        return RemoteAccessError(
+            f"{url}: write access denied ({text}). Pass credentials allowed to write there "
+            "(storage_options={'key': ..., 'secret': ...}, a profile, or the AWS_* environment variables); "
+            "anonymous access (anon=True) cannot write"
+        )
+    if writing and (isinstance(exc, (ConnectionError, TimeoutError, *_http_errors())) or status):
+        return RemoteAccessError(
+            f"{url}: the write failed after retries ({text}). Check the URL, the network and the endpoint "
+            "(storage_options={'endpoint_url': ...}), then run the conversion again with resume=True (CLI --resume)"
+        )
+    if writing:
+        return RemoteAccessError(f"{url}: cannot write ({text})")
+    if denied:
         return RemoteAccessError(
             f"{url}: access denied ({text}). Pass credentials (storage_options={{'key': ..., 'secret': ...}}, "
             "a profile, or the AWS_* environment variables; HTTP: storage_options={'headers': {...}}), "
             "or anon=True for a public bucket"
         )
-    if isinstance(exc, (ConnectionError, TimeoutError, asyncio.TimeoutError, *_http_errors())) or status:
+    if isinstance(exc, (ConnectionError, TimeoutError, *_http_errors())) or status:
         return RemoteAccessError(
             f"{url}: the request failed after retries ({text}). Check the URL, the network and the endpoint "
             "(storage_options={'endpoint_url': ...}), then run again; nothing was returned"

@@ -16,7 +16,9 @@ status record says ``in_progress`` until ``complete`` is written last (:mod:`.st
 Modules: ``paths`` (names), ``commit`` (atomic commits), ``status`` (status key, job
 record), ``fingerprint`` (input records, job fingerprint), ``lock`` (:class:`JobLock`),
 ``overlap`` (output vs inputs), ``decision`` (:class:`JobDecision`), ``write_input``
-(:class:`WriteInput`, what writers take).
+(:class:`WriteInput`, what writers take), ``object_store`` (the same promise on object
+stores, which have no rename: write-once objects, done markers as objects, metadata last,
+:class:`ObjectStoreLock`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from .fingerprint import (
     records_digest,
 )
 from .lock import JobLock
+from .object_store import ObjectStoreCommitter, ObjectStoreLock, RemoteOutput, check_url_not_input
 from .overlap import check_output_not_input
 from .paths import (
     CREATING,
@@ -64,12 +67,16 @@ __all__ = [
     "JobLock",
     "LocalCommitter",
     "Mode",
+    "ObjectStoreCommitter",
+    "ObjectStoreLock",
+    "RemoteOutput",
     "WriteIdentity",
     "WriteInput",
     "atomic_write_text",
     "changed_inputs",
     "check_output_not_input",
     "check_recorded_inputs",
+    "check_url_not_input",
     "check_verify_inputs",
     "commit",
     "creating_leftovers",

@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterable
 
 from ..errors import OutputIsInputError
-from .paths import file_id
+from .paths import file_id, is_url
 
 __all__ = ["check_output_not_input"]
 
@@ -41,15 +41,23 @@ def check_output_not_input(
 
     Paths are compared after resolving relative parts and symlinks, and again by inode
     (hard links, bind mounts, case-insensitive file systems). ``job_paths`` are further
-    paths the job writes or deletes (its progress folder, lock file).
+    paths the job writes or deletes (its progress folder, lock file). A remote output
+    (``s3://...``) is compared with the remote inputs by key prefix
+    (:func:`~.object_store.check_url_not_input`).
 
     Raises
     ------
     OutputIsInputError
         Before anything is written or deleted.
     """
-    cache: dict[str, set[tuple[int, int]]] = {}
     out_text = os.fspath(out)
+    if is_url(out_text):  # a remote output: compared with the remote inputs by key prefix
+        from .object_store import check_url_not_input
+
+        check_url_not_input(out_text, inputs, job_paths=[os.fspath(p) for p in job_paths])
+        return
+    inputs = [p for p in inputs if not is_url(p)]  # a remote input cannot be (or hold) a local output
+    cache: dict[str, set[tuple[int, int]]] = {}
     targets = [os.path.realpath(os.fspath(p)) for p in (out, *job_paths)]
     for inp in inputs:
         real_in = os.path.realpath(inp)

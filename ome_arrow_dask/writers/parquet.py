@@ -22,6 +22,7 @@ Every file has page checksums (``write_page_checksum=True``). Default chunk shap
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -54,6 +55,7 @@ from ..jobs import (
     check_verify_inputs,
     commit,
     decide,
+    is_url,
     job_fingerprint,
     lock_path,
     package_version,
@@ -69,6 +71,8 @@ from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
+    from ..jobs import ObjectStoreLock, RemoteOutput
+    from ..storage import Location
 
 MANIFEST = "_ome_arrow_dataset.json"
 DATASET_METADATA = {**FILE_METADATA, b"ome.arrow.layout": b"typed-chunk-dataset"}
@@ -114,7 +118,7 @@ INDEX_SCHEMA = pa.schema(
 )
 
 
-def _writer(path: Path, schema: pa.Schema, compression: str | None, **kwargs: Any) -> pq.ParquetWriter:
+def _writer(path: Any, schema: pa.Schema, compression: str | None, **kwargs: Any) -> pq.ParquetWriter:
     kwargs.setdefault("use_dictionary", False)  # dictionary pages over pixel payloads only cost
     return pq.ParquetWriter(path, schema, compression=compression or "none", write_page_checksum=True, **kwargs)
 
@@ -127,6 +131,14 @@ def _write_table(table: pa.Table, final: Path, compression: str | None) -> None:
         commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _table_bytes(table: pa.Table, compression: str | None) -> bytes:
+    """``table`` as the bytes of a Parquet file (for one PUT to an object store)."""
+    sink = pa.BufferOutputStream()
+    with _writer(sink, table.schema, compression) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()
 
 
 # ---------------------------------------------------------------------- dataset layout
@@ -305,9 +317,13 @@ def _part_is_whole(path: Path) -> bool:
         return False
 
 
-def _store_part(block: np.ndarray, ident: str, chunk_id: int, origin: tuple[int, ...], path: Path) -> int:
+def _store_part(block: np.ndarray, ident: str, chunk_id: int, origin: tuple[int, ...], path: Path | Location) -> int:
+    """Store one chunk as a one-row part file (temp + rename), or as one write-once object (one PUT)."""
     table = pa.table(_chunk_row(ident, chunk_id, origin, np.ascontiguousarray(block)), schema=CHUNK_SCHEMA)
-    _write_table(table, path, None)
+    if isinstance(path, Path):
+        _write_table(table, path, None)
+    else:
+        path.write_bytes(_table_bytes(table, None))
     return 1
 
 
@@ -374,8 +390,8 @@ class _PhaseBar:
             sys.stdout.flush()
 
 
-def _write_parts(image: WriteInput, chunk: Sequence[int], ident: str, parts: Path, progress: bool) -> None:
-    """One task per chunk not yet stored as a whole part file."""
+def _write_parts(image: WriteInput, chunk: Sequence[int], ident: str, parts: Path | Location, progress: bool) -> None:
+    """One task per chunk not yet stored as a whole part file (or part object under a remote prefix: one LIST)."""
     from dask.delayed import Delayed
     from dask.highlevelgraph import HighLevelGraph
 
@@ -385,17 +401,24 @@ def _write_parts(image: WriteInput, chunk: Sequence[int], ident: str, parts: Pat
     offsets = [np.concatenate([[0], np.cumsum(axis)[:-1]]).astype(int) for axis in grid]
     name = f"ome-arrow-parquet-part-{tokenize(blocks.name, str(parts))}"
     layer: dict[Any, Any] = {}
+    stored = None if isinstance(parts, Path) else set(parts.find())  # part objects are whole once listed
     for chunk_id, index in enumerate(np.ndindex(*blocks.numblocks)):
-        path = _part_path(parts, chunk_id)
-        if path.exists() and _part_is_whole(path):
-            continue
+        path: Path | Location
+        if isinstance(parts, Path):
+            path = _part_path(parts, chunk_id)
+            if path.exists() and _part_is_whole(path):
+                continue
+        else:
+            path = parts.join(_part_path(Path(), chunk_id).name)
+            if path.name in (stored or ()):
+                continue
         origin = tuple(int(offsets[axis][k]) for axis, k in enumerate(index))
         layer[(name, chunk_id)] = (_store_part, (blocks.name, *index), ident, chunk_id, origin, path)
     n_chunks = math.prod(blocks.numblocks)
     if not layer:
-        _phase_title(1, f"all {n_chunks} chunk parts already written in {parts}", progress)
+        _phase_title(1, f"all {n_chunks} chunk parts already written in {_shown(parts)}", progress)
         return
-    _phase_title(1, f"writing {len(layer)} of {n_chunks} chunk parts into {parts}", progress)
+    _phase_title(1, f"writing {len(layer)} of {n_chunks} chunk parts into {_shown(parts)}", progress)
     total = f"{name}-total"
     layer[total] = (sum, list(layer))
     graph = Delayed(total, HighLevelGraph.from_collections(total, layer, dependencies=[blocks]))
@@ -415,25 +438,37 @@ def _compact_parts(
         raise OmeArrowDaskError(f"{parts}: {len(paths)} of {n_chunks} chunk parts exist; run again with resume=True")
     _phase_title(2, f"compacting {n_chunks} chunk parts into {final}", progress)
     tmp = tmp_path(final)
-    index_rows = []
-    schema = CHUNK_SCHEMA.with_metadata(DATASET_METADATA)
     try:
-        bar = _PhaseBar(n_chunks, progress)
-        with _writer(tmp, schema, compression, write_statistics=["chunk_id"]) as w, bar:
-            for expected_id, path in enumerate(paths):
-                table = pq.read_table(path, schema=CHUNK_SCHEMA)
-                row = table.drop_columns(["pixel_bytes"]).to_pylist()[0]  # no Python copy of the pixels
-                if row["chunk_id"] != expected_id:
-                    raise OmeArrowDaskError(f"{path}: holds chunk {row['chunk_id']}, expected {expected_id}")
-                w.write_table(table)
-                del table  # release this chunk before reading the next
-                origin = [row[a] for a in "tczyx"]
-                shape = [row[f"shape_{a}"] for a in "tczyx"]
-                index_rows.append(_index_row(row["image_id"], expected_id, origin, shape))
-                bar.update()
+        with _writer(tmp, _COMPACT_SCHEMA, compression, write_statistics=["chunk_id"]) as w:
+            index_rows = _compact_into(w, ((path, lambda p=path: p) for path in paths), n_chunks, progress)
         commit(tmp, final)
     finally:
         tmp.unlink(missing_ok=True)
+    return index_rows
+
+
+_COMPACT_SCHEMA = CHUNK_SCHEMA.with_metadata(DATASET_METADATA)
+
+
+def _compact_into(writer: pq.ParquetWriter, parts: Any, n_chunks: int, progress: bool) -> list[dict[str, Any]]:
+    """Write the parts ``(name, source)`` in chunk order, one row group each; return the index rows.
+
+    One part (one chunk) is in memory at a time: it is read, written and dropped before
+    the next; only the small index rows accumulate.
+    """
+    index_rows = []
+    with _PhaseBar(n_chunks, progress) as bar:
+        for expected_id, (where, source) in enumerate(parts):
+            table = pq.read_table(source(), schema=CHUNK_SCHEMA)
+            row = table.drop_columns(["pixel_bytes"]).to_pylist()[0]  # no Python copy of the pixels
+            if row["chunk_id"] != expected_id:
+                raise OmeArrowDaskError(f"{where}: holds chunk {row['chunk_id']}, expected {expected_id}")
+            writer.write_table(table)
+            del table  # release this chunk before reading the next
+            origin = [row[a] for a in "tczyx"]
+            shape = [row[f"shape_{a}"] for a in "tczyx"]
+            index_rows.append(_index_row(row["image_id"], expected_id, origin, shape))
+            bar.update()
     return index_rows
 
 
@@ -453,21 +488,34 @@ def _index_row(image_id: str, chunk_id: int, origin: Sequence[int], shape: Seque
 def _write_manifest(
     out: Path, meta: ImageMeta, chunk: Sequence[int], compression: str | None, count: int, fingerprint: str
 ) -> None:
+    files = {}
+    for name in ("images.parquet", "chunks.parquet", "index.parquet"):
+        footer = pq.read_metadata(out / name)
+        files[name] = _file_entry(footer, (out / name).stat().st_size)
+    manifest = _manifest(meta, chunk, compression, count, fingerprint, files)
+    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
+
+
+def _file_entry(footer: pq.FileMetaData, size: int) -> dict[str, int]:
+    """The manifest's record of one table file."""
+    return {"num_rows": footer.num_rows, "num_row_groups": footer.num_row_groups, "bytes": int(size)}
+
+
+def _manifest(
+    meta: ImageMeta,
+    chunk: Sequence[int],
+    compression: str | None,
+    count: int,
+    fingerprint: str,
+    files: dict[str, dict[str, int]],
+) -> dict[str, Any]:
+    """The dataset manifest (``status: complete``, with our status record and the ``files`` written)."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         ours = version("ome-arrow-dask")
     except PackageNotFoundError:  # pragma: no cover - running from a source tree
         ours = "unknown"
-
-    files = {}
-    for name in ("images.parquet", "chunks.parquet", "index.parquet"):
-        footer = pq.read_metadata(out / name)
-        files[name] = {
-            "num_rows": footer.num_rows,
-            "num_row_groups": footer.num_row_groups,
-            "bytes": (out / name).stat().st_size,
-        }
     size_mb = math.prod(chunk) * meta.dtype.itemsize / 2**20
     manifest = {
         "type": OME_ARROW_TYPE,
@@ -486,7 +534,7 @@ def _write_manifest(
         "files": files,
         STATUS_KEY: status_record(COMPLETE, fingerprint),  # what a resume compares (ome-arrow ignores it)
     }
-    atomic_write_text(out / MANIFEST, json.dumps(manifest, indent=2))
+    return manifest
 
 
 # ---------------------------------------------------------------------- struct layout
@@ -501,6 +549,20 @@ def write_struct(
     compression: str | None = "zstd",
 ) -> None:
     """Write the single-row file (temp + rename)."""
+    table = _struct_table(image, payload, chunk_shape, chunk_compression, column_name)
+    if out.is_dir():
+        raise OmeArrowDaskError(f"{out}: is a directory; layout='struct' writes a single file")
+    _write_table(table, out, compression)
+
+
+def _struct_table(
+    image: WriteInput,
+    payload: str = "bytes",
+    chunk_shape: Sequence[int] | None = None,
+    chunk_compression: str | None = None,
+    column_name: str = "ome_arrow",
+) -> pa.Table:
+    """The one-row table of the struct layout (the encoded payload is in memory)."""
     if payload not in ("bytes", "list", "planes"):
         raise OmeArrowDaskError(f"payload must be 'bytes', 'list' or 'planes', got {payload!r}")
     codec = None if chunk_compression in (None, "none") else str(chunk_compression).lower()
@@ -509,10 +571,7 @@ def write_struct(
     if codec is not None and payload != "bytes":
         raise OmeArrowDaskError("chunk_compression applies to payload='bytes' only")
     record = encode_record(image.to_dask(), image.meta, payload=payload, chunk_shape=chunk_shape, codec=codec)
-    table = pa.Table.from_arrays([record], names=[column_name]).replace_schema_metadata(FILE_METADATA)
-    if out.is_dir():
-        raise OmeArrowDaskError(f"{out}: is a directory; layout='struct' writes a single file")
-    _write_table(table, out, compression)
+    return pa.Table.from_arrays([record], names=[column_name]).replace_schema_metadata(FILE_METADATA)
 
 
 def write(
@@ -539,7 +598,14 @@ def write(
         options), ``verify_inputs`` (how a resume checks the input files: ``"stat"``, the
         default, or ``"content"``), ``progress``; struct: ``payload`` ("bytes", "list", "planes"),
         ``chunk_compression`` (None, "zstd", "lz4"), ``column_name`` (default "ome_arrow");
-        both: ``overwrite`` (replace an existing output; without it an existing ``out`` is refused).
+        both: ``overwrite`` (replace an existing output; without it an existing ``out`` is refused),
+        ``storage_options`` (for a URL ``out``: credentials, ``endpoint_url``, ...).
+
+    ``out`` may be a URL (``s3://bucket/cells.ome.parquet``): the dataset is written by the
+    protocol of :mod:`ome_arrow_dask.jobs.object_store` (each chunk part a write-once
+    object, compacted into ``chunks.parquet`` in one upload that appears only when whole,
+    the manifest last), resumable as on disk. An existing remote dataset is replaced
+    (``overwrite``) only when a job of ours wrote it.
 
     Raises
     ------
@@ -553,7 +619,7 @@ def write(
     InputChangedError
         With ``resume=True``, when an input file changed since the interrupted run started.
     """
-    path = Path(os.fspath(out))
+    storage_options = options.pop("storage_options", None)  # remote outputs only
     overwrite = bool(options.pop("overwrite", False))
     if layout == "dataset":
         allowed = {"chunk_shape", "compression", "image_id", "resume", "progress", "verify_inputs"}
@@ -567,6 +633,10 @@ def write(
     item = as_write_input(image)
     if math.prod(item.shape) == 0:
         raise OmeArrowDaskError(f"cannot write an empty image of shape {item.shape}")
+    if is_url(os.fspath(out)):
+        _write_remote(item, os.fspath(out), layout, overwrite, storage_options, options)
+        return out
+    path = Path(os.fspath(out))
     check_output_not_input(path, item.identity.input_paths, job_paths=(progress_dir(path), lock_path(path)))
     with JobLock(path):  # a second job on this output is refused before it deletes or writes anything
         item.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output is touched
@@ -583,3 +653,146 @@ def _inspect_file(out: Path) -> Existing:
     if out.is_dir():
         return Existing.foreign("is a directory; layout='struct' writes a single file: choose a file name (.parquet)")
     return Existing.output() if os.path.lexists(out) else Existing("absent")
+
+
+# ---------------------------------------------------------------------- object stores
+def _shown(parts: Path | Location) -> str:
+    return str(parts) if isinstance(parts, Path) else parts.url
+
+
+def _write_remote(
+    item: WriteInput, url: str, layout: str, overwrite: bool, storage_options: Any, options: dict[str, Any]
+) -> None:
+    """Write to an object store (see :mod:`ome_arrow_dask.jobs.object_store`); holds ``<out>.lock`` while it runs."""
+    from ..jobs import ObjectStoreLock, RemoteOutput
+    from ..storage import location
+
+    remote = RemoteOutput(location(url, storage_options))
+    check_output_not_input(remote.url, item.identity.input_paths, job_paths=(remote.progress.url, remote.lock.url))
+    with ObjectStoreLock(remote) as lock:  # a second live writer is refused before anything is deleted or written
+        item.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output is touched
+        if layout == "dataset":
+            write_dataset_remote(item, remote, lock, overwrite=overwrite, **options)
+            return
+        version = remote.loc.head()
+        existing = (
+            Existing.output()
+            if version is not None
+            else Existing.foreign("is a prefix holding objects; layout='struct' writes a single object")
+            if remote.occupied()
+            else Existing("absent")
+        )
+        decide(remote.url, overwrite=overwrite, resume=False, existing=existing)
+        compression = options.pop("compression", "zstd")
+        remote.loc.write_bytes(_table_bytes(_struct_table(item, **options), compression))
+
+
+def _remote_manifest_status(remote: RemoteOutput) -> Any:
+    """Our status record in a remote dataset's manifest (None when absent or unreadable)."""
+    raw = remote.read(MANIFEST)
+    try:
+        return None if raw is None else json.loads(raw.decode("utf-8")).get(STATUS_KEY)
+    except (ValueError, AttributeError):
+        return None
+
+
+def write_dataset_remote(  # noqa: PLR0913 - the dataset layout's writer options
+    image: WriteInput,
+    remote: RemoteOutput,
+    lock: ObjectStoreLock,
+    *,
+    chunk_shape: Sequence[int] | None = None,
+    compression: str | None = "zstd",
+    image_id: str | None = None,
+    resume: bool = False,
+    overwrite: bool = False,
+    progress: bool = False,
+    verify_inputs: str = "stat",
+) -> None:
+    """:func:`write_dataset` on an object store; the caller holds ``lock``.
+
+    The job record ``<out>.progress/job.json`` is written first. Every chunk becomes a
+    one-row part object under ``<out>.progress/parts-<fp>/`` (one PUT: a part that is
+    listed is whole, so it is its own done marker). The parts are then streamed, in chunk
+    order, into ``<out>/chunks.parquet`` as one upload that appears only when complete
+    (a failed one is aborted); ``images.parquet`` and ``index.parquet`` follow, the
+    manifest last (after a check that the lock is still ours), then the progress prefix
+    is deleted. ``resume=True`` lists the parts once and computes only the missing ones.
+    """
+    meta = image.meta
+    chunk = resolve_chunk_shape(chunk_shape, meta.shape, struct=False)
+    ident = image_id or meta.id or meta.name or "image-00000"
+    mode = check_verify_inputs(verify_inputs)
+    inputs = image.identity.input_records(mode)
+    fingerprint = _fingerprint(image, chunk, compression, ident, records_digest(inputs, mode))
+    decision = decide(
+        remote.url, overwrite=overwrite, resume=resume, fingerprint=fingerprint,
+        existing=remote.inspect(_remote_manifest_status(remote)), inputs=inputs, verify_inputs=mode,
+    )  # fmt: skip
+    if decision.mode == "done":
+        remote.finish()  # a kill while the records were deleted may leave some
+        return
+    if decision.fresh:
+        record = {**status_record(IN_PROGRESS, fingerprint), "verify_inputs": mode, "inputs": inputs}
+        remote.clear(record, status_keys=(MANIFEST,))
+    parts = remote.units_prefix("parts", fingerprint)
+    _write_parts(image, chunk, ident, parts, progress)
+    n_chunks = math.prod(-(-size // step) for size, step in zip(meta.shape, chunk, strict=True))
+    final = remote.loc.join("chunks.parquet")
+    index_rows = _compact_parts_remote(parts, final, compression, n_chunks, progress)
+    _phase_title(3, "writing images.parquet, index.parquet and the manifest", progress)
+    with _PhaseBar(3, progress) as bar:
+        files: dict[str, dict[str, int]] = {}
+        images = pa.Table.from_pylist([_image_row(meta, ident, chunk, compression)], schema=IMAGE_SCHEMA)
+        index = pa.Table.from_pylist(index_rows, schema=INDEX_SCHEMA)
+        for name, table in (("images.parquet", images), ("index.parquet", index)):
+            data = _table_bytes(table.replace_schema_metadata(DATASET_METADATA), compression)
+            remote.loc.join(name).write_bytes(data)
+            files[name] = _file_entry(pq.read_metadata(pa.BufferReader(data)), len(data))
+            bar.update()
+        handle, (_, size) = final.open_checked()
+        with handle:
+            files["chunks.parquet"] = _file_entry(pq.read_metadata(handle), size)
+        lock.check()  # a writer that lost its lock must not mark the output complete
+        order = ("images.parquet", "chunks.parquet", "index.parquet")  # as the local writer lists them
+        manifest = _manifest(meta, chunk, compression, len(index_rows), fingerprint, {n: files[n] for n in order})
+        remote.loc.join(MANIFEST).write_bytes(json.dumps(manifest, indent=2).encode("utf-8"))
+        bar.update()
+    remote.finish()
+
+
+def _compact_parts_remote(
+    parts: Location, final: Location, compression: str | None, n_chunks: int, progress: bool
+) -> list[dict[str, Any]]:
+    """:func:`_compact_parts` from part objects (one LIST, one GET each) into the object ``final``.
+
+    ``final`` is written as one upload that becomes visible only when it completes; on a
+    failure it is aborted (a SIGKILL leaves at most an unfinished multipart upload, which
+    is never an object).
+    """
+    from ..storage import remote_error
+
+    names = sorted(name for name in parts.find() if name.startswith("part-") and name.endswith(".parquet"))
+    if len(names) != n_chunks:
+        raise OmeArrowDaskError(
+            f"{parts.url}: {len(names)} of {n_chunks} chunk parts exist; run again with resume=True"
+        )
+    _phase_title(2, f"compacting {n_chunks} chunk parts into {final.url}", progress)
+    try:
+        handle = final.filesystem().open(final.path, "wb")
+    except Exception as exc:
+        raise remote_error(final.url, exc, writing=True) from exc
+    try:
+        with _writer(handle, _COMPACT_SCHEMA, compression, write_statistics=["chunk_id"]) as w:
+            sources = ((parts.join(n).url, lambda n=n: pa.BufferReader(parts.join(n).read_bytes())) for n in names)
+            index_rows = _compact_into(w, sources, n_chunks, progress)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            handle.discard()  # abort the upload: no partial chunks.parquet ever appears
+        handle.closed = True
+        raise
+    try:
+        handle.close()  # completes the upload: the object appears whole
+    except Exception as exc:
+        raise remote_error(final.url, exc, writing=True) from exc
+    return index_rows

@@ -23,6 +23,11 @@ place, so each unit goes to a staging copy of its array in ``<out>.progress/stag
 renamed over its key: a key in the output is always whole, as with zarr-python's temp +
 rename. The pipeline is set with ``zarr.config.set`` around our own array opens only.
 
+Remote outputs (``s3://...``, ``storage_options=``): no rename and no staging. Each unit
+is one PUT through zarr's ``FsspecStore`` (zarr-python's pipeline), its done-marker an
+object under ``<out>.progress/done-<fp>/``, the lock the object ``<out>.lock``; the
+protocol is documented in :mod:`ome_arrow_dask.jobs.object_store`.
+
 Odd Y/X sizes: level ``k`` has ``ceil(n / 2)`` pixels; the last row/column averages
 the pixels that exist (edge replication), so no input pixel is dropped.
 """
@@ -41,7 +46,7 @@ import uuid
 import warnings
 import zlib
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from dask.base import tokenize
@@ -64,6 +69,7 @@ from ..jobs import (
     creating_path,
     decide,
     fsync_dir,
+    is_url,
     job_fingerprint,
     lock_path,
     package_version,
@@ -78,7 +84,9 @@ from ._input import as_write_input
 
 if TYPE_CHECKING:
     from ..core import OMEArrow
+    from ..jobs import ObjectStoreLock, RemoteOutput
     from ..meta import ImageMeta
+    from ..storage import Location
 
 __all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "verify_units", "write"]
 
@@ -385,8 +393,11 @@ def _forget_job(job: str) -> None:
             del _ARRAY_CACHE[key]
 
 
-def _open_array(root: str, path: str, pipeline: str | None, job: str) -> Any:
+def _open_array(root: str, path: str, pipeline: str | None, job: str, loc: Location | None = None) -> Any:
     """Open ``root/path`` (mode ``r+``, ``write_empty_chunks``) with codec pipeline class ``pipeline``.
+
+    ``loc``: the output is remote; ``root`` is its URL and the array is opened through
+    zarr's ``FsspecStore`` (:meth:`~ome_arrow_dask.storage.Location.zarr_store`).
 
     The pipeline is chosen when an array object is made, and ``zarr.config.set`` changes
     zarr's process-wide configuration, so it wraps only the open (and ``with_config``, which
@@ -402,7 +413,8 @@ def _open_array(root: str, path: str, pipeline: str | None, job: str) -> Any:
         if array is not None:
             return array
         with zarr.config.set({} if pipeline is None else {"codec_pipeline.path": pipeline}):
-            array = zarr.open_array(store=root, path=path, mode="r+").with_config({"write_empty_chunks": True})
+            store = root if loc is None else loc.zarr_store(read_only=False)
+            array = zarr.open_array(store=store, path=path, mode="r+").with_config({"write_empty_chunks": True})
         if job:
             while len(_ARRAY_CACHE) >= _ARRAY_CACHE_SIZE:
                 _ARRAY_CACHE.pop(next(iter(_ARRAY_CACHE)))
@@ -451,7 +463,9 @@ class _Target:
     that runs the task. ``stage`` is where the zarrs pipeline writes: its filesystem store
     writes keys in place, so each unit is written to a staging copy of the array and then
     renamed over its key (atomic, as zarr-python's LocalStore does with temp + rename). ``job``
-    identifies one run of :func:`write` (the cache of opened arrays is per run).
+    identifies one run of :func:`write` (the cache of opened arrays is per run). ``loc``: a
+    remote output (``root`` is its URL), written through zarr-python's own pipeline, one
+    atomic PUT per key (:mod:`ome_arrow_dask.jobs.object_store`).
     """
 
     root: str
@@ -459,13 +473,28 @@ class _Target:
     pipeline: str = "auto"
     stage: str | None = None
     job: str = ""
+    loc: Location | None = None
 
     def open(self) -> Any:
         """The array, opened with this target's codec pipeline."""
+        if self.loc is not None:
+            return _open_array(self.root, self.path, _PIPELINE_PATHS["default"], self.job, self.loc)
         return _open_array(self.root, self.path, _pipeline_path(self.pipeline), self.job)
+
+    def record(self, marker: str, text: str) -> None:
+        """Commit the done-marker ``marker`` (a file, or an object of a remote output) holding ``text``."""
+        if self.loc is None:
+            atomic_write_text(marker, text, sync_dir=False)  # one folder fsync per unit is too many
+        else:
+            from ..jobs import ObjectStoreCommitter
+
+            ObjectStoreCommitter(self.loc.options).atomic_write_text(marker, text)
 
     def write(self, region: tuple[slice, ...], block: np.ndarray) -> None:
         """Store the whole unit ``region``; its key is replaced atomically whichever pipeline encodes it."""
+        if self.loc is not None:  # one PUT per key: atomic on object stores
+            self.open()[region] = block
+            return
         pipeline = _pipeline_path(self.pipeline)
         if pipeline != _PIPELINE_PATHS["zarrs"] or self.stage is None:
             if pipeline == _PIPELINE_PATHS["zarrs"]:  # zarrs writes keys in place: only through a stage
@@ -498,6 +527,8 @@ def _marker_name(index: tuple[int, ...]) -> str:
 
 
 def _marker_path(progress_dir: str, level: str, index: tuple[int, ...]) -> str:
+    if is_url(progress_dir):
+        return f"{progress_dir}/{level}/{_marker_name(index)}"
     return os.path.join(progress_dir, level, _marker_name(index))
 
 
@@ -505,7 +536,7 @@ def _store_unit(block: np.ndarray, target: _Target, region: tuple[slice, ...], m
     """Write one unit, then its done-marker (data first, record after)."""
     target.write(region, block)
     record = {"fingerprint": fingerprint, "crc32": _crc32(block)}
-    atomic_write_text(marker, json.dumps(record), sync_dir=False)  # one folder fsync per unit is too many
+    target.record(marker, json.dumps(record))
     return 1
 
 
@@ -557,10 +588,19 @@ def _downsample_unit(
 
 
 # ---------------------------------------------------------------------- job state
-def read_status(out: str | os.PathLike[str]) -> dict[str, Any] | None:
-    """Return the ``ome_arrow_dask`` group attribute of ``out`` (None when absent or not zarr)."""
+def read_status(out: str | os.PathLike[str], storage_options: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """Return the ``ome_arrow_dask`` group attribute of ``out`` (None when absent or not zarr).
+
+    ``out`` may be a URL (``storage_options`` as for :func:`write`).
+    """
     import zarr
 
+    if is_url(os.fspath(out)):
+        from ..jobs import RemoteOutput
+        from ..storage import location
+
+        status = _remote_status(RemoteOutput(location(os.fspath(out), storage_options)))
+        return status if isinstance(status, dict) else None
     try:
         group = zarr.open_group(os.fspath(out), mode="r")
     except Exception:  # not a zarr group (or unreadable): not ours
@@ -617,18 +657,42 @@ def _remove_output(out: str, progress_dir: str) -> None:
 
 def _decide(root: str, opts: ZarrWriteOptions, job: dict[str, Any]) -> JobDecision:
     """The job's :class:`~ome_arrow_dask.jobs.JobDecision`; prepares ``root`` for a fresh start."""
+    remote: RemoteOutput | None = job.get("remote")
     decision = decide(
         root,
         overwrite=opts.overwrite,
         resume=opts.resume,
         fingerprint=job["fingerprint"],
-        existing=inspect_output(root),
+        existing=inspect_output(root) if remote is None else remote.inspect(_remote_status(remote)),
         inputs=job["inputs"],
         verify_inputs=opts.verify_inputs,
     )
-    if decision.fresh:  # records without their output are stale; an empty folder is replaced by the new store
+    if decision.fresh and remote is not None:  # the new job record first, then the old markers and objects go
+        remote.clear(_job_record(job), status_keys=("zarr.json", ".zattrs"))
+    elif decision.fresh:  # records without their output are stale; an empty folder is replaced by the new store
         _remove_output(root, job["progress_dir"])
     return decision
+
+
+def _job_record(job: dict[str, Any]) -> dict[str, Any]:
+    """The job record (``job.json``): status in progress, fingerprint, how inputs are checked, input records."""
+    status = status_record(IN_PROGRESS, job["fingerprint"], units=job["units"])
+    return {**status, "verify_inputs": job["opts"].verify_inputs, "inputs": job["inputs"]}
+
+
+def _remote_status(remote: RemoteOutput) -> Any:
+    """The status attribute of a remote zarr output (``zarr.json``, else v2 ``.zattrs``); None when absent."""
+    for name in ("zarr.json", ".zattrs"):
+        raw = remote.read(name)
+        if raw is None:
+            continue
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except ValueError:
+            return None  # damaged metadata: not a record of ours
+        attrs = doc.get("attributes", {}) if name == "zarr.json" and isinstance(doc, dict) else doc
+        return attrs.get(STATUS_KEY) if isinstance(attrs, dict) else None
+    return None
 
 
 def _crc32c() -> Any:
@@ -658,7 +722,7 @@ def _create(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict[s
     """
     opts: ZarrWriteOptions = job["opts"]
     status = status_record(IN_PROGRESS, job["fingerprint"], units=job["units"])
-    write_job_record(out, {**status, "verify_inputs": opts.verify_inputs, "inputs": job["inputs"]})
+    write_job_record(out, _job_record(job))
     building = creating_path(out)
     try:
         _build_store(building, image, layouts, opts, status)
@@ -683,23 +747,59 @@ def _build_store(
     v3 = opts.version == "0.5"
     zarr.open_group(building, mode="w", zarr_format=3 if v3 else 2, attributes={STATUS_KEY: status})
     for layout in layouts:
-        extra: dict[str, Any] = (
-            {"dimension_names": _ngff_meta.AXIS_NAMES, "shards": layout.shards}
-            if v3
-            else {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
-        )
-        zarr.create_array(
-            building,
-            name=layout.path,
-            shape=layout.shape,
-            chunks=layout.chunks,
-            dtype=image.dtype,
-            compressors=_compressors(opts),
-            fill_value=0,
-            zarr_format=3 if v3 else 2,
-            config={"write_empty_chunks": True},
-            **extra,
-        )
+        _create_level(building, layout, image, opts)
+
+
+def _create_level(store: Any, layout: LevelLayout, image: WriteInput, opts: ZarrWriteOptions) -> None:
+    """Create the (empty) array of one pyramid level in ``store`` (a path or a zarr store)."""
+    import zarr
+
+    v3 = opts.version == "0.5"
+    extra: dict[str, Any] = (
+        {"dimension_names": _ngff_meta.AXIS_NAMES, "shards": layout.shards}
+        if v3
+        else {"chunk_key_encoding": {"name": "v2", "separator": "/"}}
+    )
+    zarr.create_array(
+        store,
+        name=layout.path,
+        shape=layout.shape,
+        chunks=layout.chunks,
+        dtype=image.dtype,
+        compressors=_compressors(opts),
+        fill_value=0,
+        zarr_format=3 if v3 else 2,
+        config={"write_empty_chunks": True},
+        **extra,
+    )
+
+
+def _create_remote(remote: RemoteOutput, image: WriteInput, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
+    """Create what is missing of a remote output: the group (status in progress), then every level array.
+
+    The job record exists already (written first, by :meth:`RemoteOutput.clear` or the
+    killed run). Each metadata document is one PUT; after a kill while creating, a resume
+    creates the rest (the fingerprint covers every parameter, so they are the same).
+    """
+    import zarr
+
+    opts: ZarrWriteOptions = job["opts"]
+    fmt: Literal[2, 3] = 3 if opts.version == "0.5" else 2
+    status = status_record(IN_PROGRESS, job["fingerprint"], units=job["units"])
+    store = remote.loc.zarr_store(read_only=False)
+    try:
+        group = zarr.open_group(store, mode="r", zarr_format=fmt)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError):
+        group = None
+    if group is None:
+        zarr.create_group(store, zarr_format=fmt, attributes={STATUS_KEY: status})
+    elif not isinstance(dict(group.attrs).get(STATUS_KEY), dict):  # v2 killed between .zgroup and .zattrs
+        zarr.open_group(store, mode="r+", zarr_format=fmt).attrs.put({STATUS_KEY: status})
+    for layout in layouts:
+        try:
+            zarr.open_array(store, path=layout.path, mode="r", zarr_format=fmt)
+        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
+            _create_level(store, layout, image, opts)
 
 
 _ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
@@ -751,20 +851,38 @@ def _unit_key_path(out: str, layout: LevelLayout, index: tuple[int, ...], v3: bo
     return os.path.join(out, layout.path, *(["c", *parts] if v3 else parts))
 
 
-def _read_record(marker: str) -> dict[str, Any]:
+def _read_record(marker: str, loc: Location | None = None) -> dict[str, Any]:
+    if loc is not None:  # a marker object of a remote output
+        from ..storage import Location
+
+        return json.loads(Location(marker, loc.options).read_bytes())
     with open(marker, encoding="utf-8") as fh:
         return json.load(fh)
 
 
 def _unit_is_intact(
-    out: str, layout: LevelLayout, index: tuple[int, ...], marker: str, v3: bool, pipeline: str = "auto"
+    out: str,
+    layout: LevelLayout,
+    index: tuple[int, ...],
+    marker: str,
+    v3: bool,
+    pipeline: str = "auto",
+    remote_keys: set[str] | None = None,
+    loc: Location | None = None,
 ) -> bool:
-    """True when the unit's key exists and its decoded pixels match the recorded CRC32."""
-    if not os.path.isfile(_unit_key_path(out, layout, index, v3)):
+    """True when the unit's key exists and its decoded pixels match the recorded CRC32.
+
+    ``remote_keys``, ``loc``: the keys below a remote output (one LIST) and its location.
+    """
+    if remote_keys is not None:
+        parts = [str(i) for i in index]
+        if "/".join([layout.path, *(["c", *parts] if v3 else parts)]) not in remote_keys:
+            return False
+    elif not os.path.isfile(_unit_key_path(out, layout, index, v3)):
         return False
     try:
-        block = np.asarray(_Target(out, layout.path, pipeline).open()[layout.region(index)])
-        return _crc32(block) == _read_record(marker).get("crc32")
+        block = np.asarray(_Target(out, layout.path, pipeline, loc=loc).open()[layout.region(index)])
+        return _crc32(block) == _read_record(marker, loc).get("crc32")
     except Exception:  # undecodable chunk (crc32c codec, blosc): redo the unit
         return False
 
@@ -772,17 +890,42 @@ def _unit_is_intact(
 def verify_units(out: str, layouts: list[LevelLayout], job: dict[str, Any]) -> list[str]:
     """Drop the records of units whose stored data is missing or differs; return their markers."""
     v3 = job["opts"].version == "0.5"
+    remote: RemoteOutput | None = job.get("remote")
+    keys = None if remote is None else set(remote.loc.find())
+    loc = None if remote is None else remote.loc
+    done = _done_map(job, layouts)
     dropped = []
     for layout in layouts:
-        done = _done_units(job["progress_dir"], layout.path, job["fingerprint"])
         for index in np.ndindex(*layout.grid):
             marker = _marker_path(job["progress_dir"], layout.path, index)
-            if os.path.basename(marker) not in done:
+            if _marker_name(index) not in done[layout.path]:
                 continue
-            if not _unit_is_intact(out, layout, index, marker, v3, job["opts"].codec_pipeline):
-                os.remove(marker)
+            if not _unit_is_intact(out, layout, index, marker, v3, job["opts"].codec_pipeline, keys, loc):
+                if loc is None:
+                    os.remove(marker)
+                else:
+                    from ..storage import Location
+
+                    Location(marker, loc.options).delete()
                 dropped.append(marker)
     return dropped
+
+
+def _done_map(job: dict[str, Any], layouts: list[LevelLayout]) -> dict[str, set[str]]:
+    """Names of the done-markers of every level: one listing per level locally, one LIST in all remotely.
+
+    Remote markers carry the fingerprint in their prefix (``<out>.progress/done-<fp>/``),
+    so they are not read one by one.
+    """
+    remote: RemoteOutput | None = job.get("remote")
+    if remote is None:
+        return {layout.path: _done_units(job["progress_dir"], layout.path, job["fingerprint"]) for layout in layouts}
+    done: dict[str, set[str]] = {layout.path: set() for layout in layouts}
+    for key in remote.units_done("done", job["fingerprint"]):
+        level, _, name = key.partition("/")
+        if level in done and name.endswith(".done") and "/" not in name:
+            done[level].add(name)
+    return done
 
 
 # ---------------------------------------------------------------------- graphs
@@ -826,8 +969,9 @@ def _pyramid_graph(image: WriteInput, out: str, layouts: list[LevelLayout], job:
     n = len(layouts)
     names = [f"ome-arrow-zarr-write-{tokenize(fingerprint, k)}" for k in range(n)]
     todo = []
+    done_map = _done_map(job, layouts)
     for layout in layouts:
-        done = _done_units(progress_dir, layout.path, fingerprint)
+        done = done_map[layout.path]
         todo.append({i for i in np.ndindex(*layout.grid) if _marker_name(i) not in done})
     from_memory: list[set[tuple[int, ...]]] = [set()]
     for k in range(1, n):
@@ -840,7 +984,7 @@ def _pyramid_graph(image: WriteInput, out: str, layouts: list[LevelLayout], job:
     layer: dict[Any, Any] = {}
     unconsumed = []
     for k, layout in enumerate(layouts):
-        target = _Target(out, layout.path, job["opts"].codec_pipeline, job["stage"], job["run"])
+        target = _Target(out, layout.path, job["opts"].codec_pipeline, job["stage"], job["run"], job.get("loc"))
         for index in sorted(todo[k]):
             feeds_next = k + 1 < n and _consumer(layouts, k, index) in from_memory[k + 1]
             bin_method = method if feeds_next else None
@@ -855,7 +999,8 @@ def _pyramid_graph(image: WriteInput, out: str, layouts: list[LevelLayout], job:
                 layer[key] = (_store_from_parts, parts, n_x, target, region, marker, fingerprint, bin_method)
             else:
                 after = [(names[k - 1], *c) for c in _contributors(layouts, k, index) if c in todo[k - 1]]
-                previous = _Target(out, layouts[k - 1].path, job["opts"].codec_pipeline, None, job["run"])
+                pipeline, loc = job["opts"].codec_pipeline, job.get("loc")
+                previous = _Target(out, layouts[k - 1].path, pipeline, None, job["run"], loc)
                 args = (target, region, method, marker, fingerprint, bin_method, after)
                 layer[key] = (_downsample_unit, previous, *args)
             if not feeds_next:
@@ -872,23 +1017,22 @@ def _written_windows(out: str, key: str, meta: ImageMeta) -> list[dict[str, floa
     """``omero`` windows from the smallest level just written: per-channel min / max.
 
     The level is read whole when it holds at most ``preview.PREVIEW_MAX_BYTES``; otherwise a
-    bounded sample of one plane (see :func:`ome_arrow_dask.preview.sample`). Labels, bools,
+    bounded sample of one plane (see :func:`ome_arrow_dask.preview.sample_array`). Labels, bools,
     complex data and channels without finite values keep the dtype-range window.
     """
     import dask.array as da
     import zarr
 
-    from ..core import OMEArrow
-    from ..preview import PREVIEW_MAX_BYTES, sample
+    from ..preview import PREVIEW_MAX_BYTES, sample_array
 
     if meta.image_type == "label" or meta.dtype.kind not in "uif" or 0 in meta.shape:
         return None
     try:
-        array = zarr.open_array(store=out, path=key, mode="r")
+        array = zarr.open_array(store=_store_of(out), path=key, mode="r")
         if math.prod(array.shape) * meta.dtype.itemsize <= PREVIEW_MAX_BYTES:
             pixels = np.moveaxis(np.asarray(array[...]), 1, 0).reshape(array.shape[1], -1)
         else:
-            found = sample(OMEArrow(da.from_zarr(array)), max_channels=array.shape[1])
+            found = sample_array(da.from_zarr(array), max_channels=array.shape[1])
             if found is None:
                 return None
             pixels = found.pixels.reshape(found.pixels.shape[0], -1)
@@ -934,8 +1078,9 @@ def _finalize(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict
     """Check every unit has a record, then write NGFF metadata and status complete at once."""
     import zarr
 
+    done_map = _done_map(job, layouts)
     for layout in layouts:
-        done = _done_units(job["progress_dir"], layout.path, job["fingerprint"])
+        done = done_map[layout.path]
         if len(done) != math.prod(layout.grid):
             raise OmeArrowDaskError(
                 f"{out}: level {layout.path} has {len(done)} of {math.prod(layout.grid)} units recorded; "
@@ -943,11 +1088,36 @@ def _finalize(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict
             )
     opts: ZarrWriteOptions = job["opts"]
     paths = [layout.path for layout in layouts]
+    remote: RemoteOutput | None = job.get("remote")
+    if remote is not None:
+        from ..storage import RemoteURL
+
+        out = RemoteURL(remote.loc)  # the URL, carrying its storage options (see _store_of)
+        job["lock"].check()  # a writer that lost its lock must not mark the output complete
     windows = _written_windows(out, layouts[-1].path, image.meta)
     attrs = _ngff_meta.group_attributes(image.meta, paths, job["method"], opts.version, windows)
     attrs[STATUS_KEY] = status_record("complete", job["fingerprint"], units=job["units"])
-    zarr.open_group(out, mode="r+").attrs.put(attrs)
-    shutil.rmtree(job["progress_dir"], ignore_errors=True)
+    zarr.open_group(_store_of(out, writable=True), mode="r+").attrs.put(attrs)  # one PUT remotely: atomic
+    _drop_progress(job)
+
+
+def _store_of(out: str, *, writable: bool = False) -> Any:
+    """What zarr opens for the output ``out``: its path, or a remote output's ``FsspecStore``.
+
+    A remote output is passed as a :class:`~ome_arrow_dask.storage.RemoteURL` (its
+    location, with the storage options, travels with it).
+    """
+    loc = getattr(out, "loc", None)
+    return out if loc is None else loc.zarr_store(read_only=not writable)
+
+
+def _drop_progress(job: dict[str, Any]) -> None:
+    """Remove the job's records (the progress folder, or a remote output's progress prefix)."""
+    remote: RemoteOutput | None = job.get("remote")
+    if remote is None:
+        shutil.rmtree(job["progress_dir"], ignore_errors=True)
+    else:
+        remote.finish()
 
 
 def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: Any) -> str | os.PathLike[str]:
@@ -960,6 +1130,13 @@ def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: 
     ``verify``, ``verify_inputs``, ``progress``). Runs on the current dask scheduler
     (threads by default, or a ``distributed.Client``); each task writes whole chunks or
     shards. The job holds the lock ``<out>.lock`` while it runs.
+
+    ``out`` may be a URL (``s3://bucket/out.ome.zarr``; ``storage_options=`` gives
+    credentials, ``endpoint_url``, ...): written through zarr's ``FsspecStore`` with
+    zarr-python's codec pipeline, crash-safe and resumable by the protocol of
+    :mod:`ome_arrow_dask.jobs.object_store` (done markers as objects, NGFF metadata and
+    ``complete`` last, the lock object ``<out>.lock``). An existing remote output is
+    replaced (``overwrite``) only when a job of ours wrote it.
 
     Raises
     ------
@@ -982,8 +1159,17 @@ def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: 
     >>> read_status(path)["status"]
     'complete'
     """
+    storage_options = options.pop("storage_options", None)  # remote outputs only
+    if is_url(os.fspath(out)) and options.get("codec_pipeline") == "zarrs":
+        raise OmeArrowDaskError(
+            f"{os.fspath(out)}: codec_pipeline='zarrs' writes local stores only; a remote output is written "
+            "through zarr-python's pipeline (use codec_pipeline='auto' or 'default')"
+        )
     opts = ZarrWriteOptions(**options)
     item = as_write_input(image)
+    if is_url(os.fspath(out)):
+        _write_remote(item, os.fspath(out), opts, storage_options)
+        return out
     root = os.path.abspath(os.fspath(out))
     inputs = item.identity.input_paths
     check_output_not_input(root, inputs, job_paths=(progress_dir(root), lock_path(root)))  # before touching anything
@@ -993,29 +1179,59 @@ def write(image: WriteInput | OMEArrow, out: str | os.PathLike[str], **options: 
     return out
 
 
-def _run_job(image: WriteInput, root: str, layouts: list[LevelLayout], opts: ZarrWriteOptions) -> None:
-    """Create, resume or finish the output ``root``; the caller holds its lock."""
+def _write_remote(image: WriteInput, url: str, opts: ZarrWriteOptions, storage_options: Any) -> None:
+    """Write to an object store (see :mod:`ome_arrow_dask.jobs.object_store`); holds ``<out>.lock`` while it runs."""
+    from ..jobs import ObjectStoreLock, RemoteOutput
+    from ..storage import location
+
+    remote = RemoteOutput(location(url, storage_options))
+    inputs = image.identity.input_paths
+    check_output_not_input(remote.url, inputs, job_paths=(remote.progress.url, remote.lock.url))
+    layouts = level_layouts(image.shape, opts)  # type: ignore[arg-type]
+    with ObjectStoreLock(remote) as lock:  # a second live writer is refused before anything is deleted or written
+        _run_job(image, remote.url, layouts, opts, remote, lock)
+
+
+def _run_job(
+    image: WriteInput,
+    root: str,
+    layouts: list[LevelLayout],
+    opts: ZarrWriteOptions,
+    remote: RemoteOutput | None = None,
+    lock: ObjectStoreLock | None = None,
+) -> None:
+    """Create, resume or finish the output ``root``; the caller holds its lock (``lock`` for a ``remote`` one)."""
     records = image.identity.input_records(opts.verify_inputs)
+    fingerprint = _fingerprint(image, layouts, opts, records_digest(records, opts.verify_inputs))
     job: dict[str, Any] = {
         "opts": opts,
-        "fingerprint": _fingerprint(image, layouts, opts, records_digest(records, opts.verify_inputs)),
+        "fingerprint": fingerprint,
         "inputs": records,
-        "progress_dir": str(progress_dir(root)),
+        "progress_dir": str(progress_dir(root)) if remote is None else remote.units_prefix("done", fingerprint).url,
         "units": sum(math.prod(layout.grid) for layout in layouts),
         "method": "nearest" if image.meta.image_type == "label" else "mean",
+        "remote": remote,
+        "loc": None if remote is None else remote.loc,
+        "lock": lock,
     }
     image.identity.validate_inputs()  # e.g. every header of a pattern stack, before any output is touched
     decision = _decide(root, opts, job)
-    _clean_leftovers(root)  # ours (we hold the lock): half-built stores of a crashed or refused run
+    if remote is None:
+        _clean_leftovers(root)  # ours (we hold the lock): half-built stores of a crashed or refused run
     if decision.mode == "done":
-        shutil.rmtree(job["progress_dir"], ignore_errors=True)  # a kill during finalize may leave records
+        _drop_progress(job)  # a kill during finalize may leave records
         return
-    if decision.fresh:
+    if remote is not None:
+        _create_remote(remote, image, layouts, job)  # what a kill while creating left out, or all of it
+        if opts.verify and not decision.fresh:
+            verify_units(root, layouts, job)
+    elif decision.fresh:
         os.makedirs(os.path.dirname(root) or ".", exist_ok=True)
         _create(root, image, layouts, job)
     elif opts.verify:
         verify_units(root, layouts, job)
-    job["stage"], job["run"] = _stage_folder(root, job["progress_dir"], opts), uuid.uuid4().hex
+    stage = None if remote is not None else _stage_folder(root, job["progress_dir"], opts)
+    job["stage"], job["run"] = stage, uuid.uuid4().hex
     graph = _pyramid_graph(image, root, layouts, job)
     try:
         if graph is not None:
