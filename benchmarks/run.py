@@ -9,6 +9,7 @@ dict is one side-by-side comparison: ``{"case": ..., "ours": {...}, "baseline": 
     python benchmarks/run.py --only dlpack --out results.json
     python benchmarks/run.py --quick --only plate  # 96-well plate to NGFF (bench_plate.py; full: 3.3 GiB)
     python benchmarks/run.py --quick --only remote  # S3 (moto) behind a 30 ms proxy (bench_remote.py)
+    python benchmarks/run.py --quick --only speed   # issue 19's table, one case per row (bench_speed.py)
 """
 
 from __future__ import annotations

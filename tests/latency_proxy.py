@@ -206,9 +206,10 @@ class LatencyProxy:
 
     Examples
     --------
-    >>> proxy = LatencyProxy(s3_server.endpoint, latency_s=0.03, s3=True)  # doctest: +SKIP
-    >>> fs = s3fs.S3FileSystem(key="testing", secret="testing",
-    ...                        client_kwargs={"endpoint_url": proxy.url})  # doctest: +SKIP
+    Put it in front of the moto server and point s3fs at it::
+
+        proxy = LatencyProxy(s3_server.endpoint, latency_s=0.03, s3=True)
+        fs = s3fs.S3FileSystem(key="testing", secret="testing", client_kwargs={"endpoint_url": proxy.url})
     """
 
     def __init__(self, upstream: str, latency_s: float = 0.03, *, s3: bool = False) -> None:

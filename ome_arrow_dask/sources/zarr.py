@@ -69,6 +69,8 @@ from ..limits import check_chunk_grid
 from ..meta import AXES, ChunkCoords, ImageMeta, PhysicalSize, check_dtype, regular_chunks, tczyx
 from ..storage import Location, is_remote, location
 from . import _ngff
+from ._blosc import BLOSC_HEADER as _BLOSC_HEADER
+from ._blosc import check_blosc_header as _check_blosc_header
 from .base import SourceBase, chunk_slices, parse_dim_order
 
 __all__ = ["ZarrSource", "open", "probe"]
@@ -76,9 +78,6 @@ __all__ = ["ZarrSource", "open", "probe"]
 _OPTIONS = frozenset({"level", "dims", "missing", "follow_symlinks", "storage_options"})
 _MARKERS = ("zarr.json", ".zgroup", ".zarray")
 _MISSING_POLICIES = ("fill", "zeros", "error")
-_BLOSC_HEADER = 16
-"""Bytes of a blosc1 chunk header: version, versionlz, flags, typesize, nbytes, blocksize, cbytes."""
-
 
 def probe(path: str, **options: object) -> bool:
     """True for a local folder holding zarr v2 or v3 metadata (checks marker files)."""
@@ -146,23 +145,6 @@ def _blosc_frames(array: Any) -> tuple[bool, int | None]:
         return False, None
     plain = len(outer) == 1 and len(codecs) == 2 and isinstance(codecs[0], BytesCodec)
     return True, chunk_bytes if plain else None
-
-
-def _check_blosc_header(where: str, key: str, header: bytes, size: int, expected_nbytes: int | None) -> None:
-    """Refuse a blosc chunk of ``size`` bytes shorter than its header's ``cbytes`` or of another decoded size."""
-    if len(header) < _BLOSC_HEADER:
-        raise CorruptInputError(f"{where}: chunk key {key!r} is truncated: {size} bytes, shorter than a blosc header")
-    nbytes, _blocksize, cbytes = np.frombuffer(header, "<u4", count=3, offset=4).tolist()
-    if size < cbytes:
-        raise CorruptInputError(
-            f"{where}: chunk key {key!r} is truncated: {size:,} bytes stored, its blosc header declares "
-            f"{cbytes:,}; re-copy or re-write the store"
-        )
-    if expected_nbytes is not None and nbytes != expected_nbytes:
-        raise CorruptInputError(
-            f"{where}: chunk key {key!r} has a blosc header declaring {nbytes:,} decoded bytes, "
-            f"the chunk holds {expected_nbytes:,}; the chunk is corrupt"
-        )
 
 
 def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:

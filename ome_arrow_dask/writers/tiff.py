@@ -338,8 +338,9 @@ def ome_metadata(meta: ImageMeta, *, use_channel_colors: bool = True) -> tuple[d
         if use_channel_colors and ch.color_rgba is not None:
             entry["Color"] = _signed_rgba(ch.color_rgba)
         for key, um in (("EmissionWavelength", ch.emission_um), ("ExcitationWavelength", ch.excitation_um)):
-            if _positive(um) is not None:
-                entry[key] = round(float(um) * 1000.0, 6)
+            positive = _positive(um)
+            if positive is not None:
+                entry[key] = round(positive * 1000.0, 6)
                 entry[f"{key}Unit"] = "nm"
         if ch.illumination in _ILLUMINATION:
             entry["IlluminationType"] = ch.illumination
@@ -373,7 +374,7 @@ class _Spill:
         return (plane * self.shape[3] + row) * self.row_bytes
 
     def write(self, plane: int, row: int, block: np.ndarray) -> None:
-        data = memoryview(np.ascontiguousarray(block, self.dtype)).cast("B")
+        data = np.ascontiguousarray(block, self.dtype).data.cast("B")
         offset = self._offset(plane, row)
         while data:
             done = os.pwrite(self.fd, data, offset)
@@ -382,7 +383,7 @@ class _Spill:
     def read(self, plane: int, planes: int, row: int, rows: int) -> np.ndarray:
         """``planes`` consecutive planes, rows ``row:row+rows`` each."""
         out = np.empty((planes, rows, self.shape[4]), self.dtype)
-        view = memoryview(out).cast("B")
+        view = out.data.cast("B")
         step = rows * self.row_bytes
         for i in range(planes):
             part, offset = view[i * step : (i + 1) * step], self._offset(plane + i, row)
