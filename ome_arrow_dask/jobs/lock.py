@@ -9,12 +9,12 @@ import json
 import os
 import shlex
 import socket
-import sys
 import uuid
 from typing import Any
 
 from ..errors import OutputInUseError
 from .paths import file_id, lock_path
+from .redact import redacted_command
 
 __all__ = ["JobLock", "lock_path"]
 
@@ -25,6 +25,30 @@ def _boot_id() -> str | None:
             return fh.read().strip()
     except OSError:
         return None
+
+
+def _pid_namespace() -> str | None:
+    """The PID namespace of this process (``pid:[4026531836]``), None where ``/proc`` does not say.
+
+    Containers sharing a kernel share the host name (often) and the boot id, but not their
+    pids: a pid is meaningful only within the namespace that recorded it.
+    """
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except (OSError, AttributeError):
+        return None
+
+
+def _same_process_space(owner: dict[str, Any]) -> bool:
+    """True when the lock ``owner`` ran on this machine (host, boot) in this PID namespace: its pid can be checked.
+
+    A lock written before the namespace was recorded (no ``pid_ns`` key) is judged by host and boot alone.
+    """
+    return (
+        owner.get("host") == socket.gethostname()
+        and owner.get("boot_id") == _boot_id()
+        and ("pid_ns" not in owner or owner["pid_ns"] == _pid_namespace())
+    )
 
 
 def _process_start(pid: int) -> int | None:
@@ -51,8 +75,8 @@ def _pid_alive(pid: int) -> bool:
 
 def _owner_alive(owner: dict[str, Any]) -> bool:
     """Liveness from the lock file's content (used only where ``flock`` is unavailable)."""
-    if owner.get("host") != socket.gethostname() or owner.get("boot_id") != _boot_id():
-        return True  # another machine, or unknown: assume it runs (the message says how to break the lock)
+    if not _same_process_space(owner):
+        return True  # another machine or container, or unknown: assume it runs (the message says how to break it)
     pid = owner.get("pid")
     if not isinstance(pid, int) or not _pid_alive(pid):
         return False
@@ -64,6 +88,11 @@ def _describe_owner(owner: dict[str, Any] | None) -> str:
     if not owner:
         return "another conversion (it has not yet written its details)"
     command = owner.get("command")
+    if isinstance(command, str):  # masked when recorded; masked again for a lock written by an older version
+        try:
+            command = redacted_command(shlex.split(command))
+        except ValueError:
+            command = None
     text = f"another conversion (pid {owner.get('pid')} on host {owner.get('host')}, started {owner.get('started')}"
     if command:
         text += f": {command}"
@@ -106,10 +135,11 @@ class JobLock:
             "pid": pid,
             "host": socket.gethostname(),
             "boot_id": _boot_id(),
+            "pid_ns": _pid_namespace(),
             "process_start": _process_start(pid),
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "job_id": self.job_id,
-            "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] not in ("", "-", "-c") else None,
+            "command": redacted_command(),
             "output": os.path.abspath(self.out),
         }
         return json.dumps(owner, indent=1).encode()

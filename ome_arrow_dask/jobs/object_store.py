@@ -35,7 +35,9 @@ objects, all named from ``<out>`` alone:
 
 Overwriting keeps the invariant "a marker exists only while its unit's data exists": the
 new job manifest is written first (the prefix stays ours if the overwrite is killed), then
-the old markers are deleted, then the old output objects.
+the status record and every metadata document (``zarr.json``, ``.zarray``, ... at every
+level) are deleted, then the old markers, then the old data objects. No old array
+metadata survives a killed overwrite for a resume to write the new image through.
 
 Nothing here renames; the local protocol (temp file, fsync, ``os.replace``) is
 :mod:`.commit`. :class:`ObjectStoreCommitter` implements its :class:`~.commit.Committer`
@@ -49,9 +51,7 @@ import datetime
 import json
 import logging
 import os
-import shlex
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -60,6 +60,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteOutputError, OmeArrowDaskError, OutputInUseError, OutputIsInputError
 from .decision import Existing
+from .redact import redacted_command
 from .status import COMPLETE, IN_PROGRESS, STATUS_KEY
 
 if TYPE_CHECKING:
@@ -81,6 +82,9 @@ STALE_AFTER_S = 120.0
 
 HEARTBEAT_S = 20.0
 """How often a running writer refreshes its lock object."""
+
+METADATA_NAMES = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})
+"""Names of the metadata documents of a zarr output (v3, v2), at any level: deleted first by an overwrite."""
 
 _CONDITIONAL = ("s3", "s3a")
 """Protocols with conditional writes (``If-None-Match: *``, ``If-Match: <ETag>``): a real lock."""
@@ -272,14 +276,18 @@ class RemoteOutput:
         """Start again: the new job manifest ``record`` first, then delete the old output.
 
         Deleted in this order: the objects ``status_keys`` (those carrying the status
-        record: ``zarr.json``, the dataset manifest), the old markers, the old output's
-        objects. A kill at any point leaves an output of ours in progress whose markers
-        all name units whose data is still there.
+        record: ``zarr.json``, the dataset manifest) together with every metadata document
+        (:data:`METADATA_NAMES`, at every level), then the old markers, then the old
+        output's data objects. A kill at any point leaves an output of ours in progress
+        whose markers all name units whose data is still there, and no old array metadata
+        that a resume could mistake for its own and write the new image through.
         """
         self.write_job_record(record)
-        self.loc.delete_many(list(status_keys))
+        keys = sorted(self.loc.find())
+        first = set(status_keys) | {key for key in keys if key.rpartition("/")[2] in METADATA_NAMES}
+        self.loc.delete_many(sorted(first))
         self.progress.delete_many([key for key in self.progress.find() if key != "job.json"])
-        self.loc.delete(prefix=True)
+        self.loc.delete(prefix=True)  # LISTed again: also what a zombie task of the old job wrote meanwhile
 
     def finish(self) -> None:
         """Delete the progress prefix: the markers first (batched), the job manifest last."""
@@ -320,7 +328,8 @@ class ObjectStoreLock:
     both pass).
 
     A lock is stale, and taken over, when its owner is a process on this machine (same
-    host and boot) that no longer runs, or when its last heartbeat is older than
+    host, boot and PID namespace: containers sharing a kernel have their own pids) that no
+    longer runs, or when its last heartbeat is older than
     ``stale_after`` seconds by the store's own clock (the ``Date`` of the answer minus the
     object's ``Last-Modified``, so clock skew between machines does not matter; an advisory
     lock compares the time its owner wrote in it with this machine's clock).
@@ -357,17 +366,18 @@ class ObjectStoreLock:
         return bucket, key
 
     def _body(self) -> bytes:
-        from .lock import _boot_id, _process_start
+        from .lock import _boot_id, _pid_namespace, _process_start
 
         pid = os.getpid()
         owner = {
             "pid": pid,
             "host": socket.gethostname(),
             "boot_id": _boot_id(),
+            "pid_ns": _pid_namespace(),
             "process_start": _process_start(pid),
             "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
             "job_id": self.job_id,
-            "command": shlex.join(sys.argv) if sys.argv and sys.argv[0] not in ("", "-", "-c") else None,
+            "command": redacted_command(),
             "output": self.remote.url,
             "heartbeat_s": self.heartbeat,
             "stale_after_s": self.stale_after,
@@ -441,13 +451,10 @@ class ObjectStoreLock:
 
     # -- protocol
     def _stale(self, owner: dict[str, Any] | None, age: float | None) -> bool:
-        from .lock import _owner_alive
+        from .lock import _owner_alive, _same_process_space
 
-        if owner is not None and owner.get("host") == socket.gethostname() and owner.get("boot_id"):
-            from .lock import _boot_id
-
-            if owner.get("boot_id") == _boot_id():
-                return not _owner_alive(owner)  # a process of this machine: its pid says
+        if owner is not None and owner.get("boot_id") and _same_process_space(owner):
+            return not _owner_alive(owner)  # a process of this machine and PID namespace: its pid says
         limit = self.stale_after
         if owner is not None and isinstance(owner.get("stale_after_s"), (int, float)):
             limit = max(limit, float(owner["stale_after_s"]))  # the owner's own promise wins when longer
@@ -485,7 +492,9 @@ class ObjectStoreLock:
                 self._etag = self._put(self._body(), IfMatch=etag) if self._conditional else self._put(self._body())
             except _Conflict:
                 continue  # another successor took it first: look again
-            logger.info("%s: took over the stale lock of %s", self.remote.url, owner)
+            from .lock import _describe_owner
+
+            logger.info("%s: took over the stale lock of %s", self.remote.url, _describe_owner(owner))
             self.previous = owner
             break
         else:

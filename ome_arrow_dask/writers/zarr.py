@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import os
 import re
@@ -89,6 +90,8 @@ if TYPE_CHECKING:
     from ..storage import Location
 
 __all__ = ["ZarrWriteOptions", "downsample", "level_layouts", "read_status", "verify_units", "write"]
+
+logger = logging.getLogger(__name__)
 
 _COMPRESSORS = ("zstd", "lz4", "lz4hc", "zlib", "blosclz", "none")
 Shape5 = tuple[int, int, int, int, int]
@@ -342,8 +345,8 @@ def _mean2_integer(block: np.ndarray) -> np.ndarray:
     if block.dtype.itemsize <= 4:
         return _mean2_narrow(block)
     views = (block[..., ::2, ::2], block[..., 1::2, ::2], block[..., ::2, 1::2], block[..., 1::2, 1::2])
-    quotient = sum(v // 4 for v in views)  # each in [min/4, max/4]: the sum fits the dtype
-    remainder = sum((v % 4).astype(np.int64) for v in views)
+    quotient = views[0] // 4 + views[1] // 4 + views[2] // 4 + views[3] // 4  # each in [min/4, max/4]: fits
+    remainder = sum(((v % 4).astype(np.int64) for v in views), np.zeros((), np.int64))
     quotient = quotient + (remainder // 4).astype(block.dtype)
     remainder = remainder % 4
     quotient += ((remainder > 2) | ((remainder == 2) & (quotient % 2 == 1))).astype(quotient.dtype)
@@ -519,7 +522,7 @@ class _Target:
 
 def _crc32(block: np.ndarray) -> int:
     """CRC32 of a block's C-order bytes, without copying a contiguous block."""
-    return zlib.crc32(memoryview(np.ascontiguousarray(block)).cast("B"))
+    return zlib.crc32(np.ascontiguousarray(block).data.cast("B"))
 
 
 def _marker_name(index: tuple[int, ...]) -> str:
@@ -709,9 +712,10 @@ def _compressors(opts: ZarrWriteOptions) -> Any:
         import numcodecs
 
         return numcodecs.Blosc(cname=opts.compressor, clevel=int(opts.clevel), shuffle=numcodecs.Blosc.BITSHUFFLE)
-    from zarr.codecs import BloscCodec
+    from zarr.codecs import BloscCname, BloscCodec
 
-    return [BloscCodec(cname=opts.compressor, clevel=int(opts.clevel), shuffle="bitshuffle"), _crc32c()]
+    cname = BloscCname(opts.compressor)  # validated in ZarrWriteOptions
+    return [BloscCodec(cname=cname, clevel=int(opts.clevel), shuffle="bitshuffle"), _crc32c()]
 
 
 def _create(out: str, image: WriteInput, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
@@ -750,8 +754,13 @@ def _build_store(
         _create_level(building, layout, image, opts)
 
 
-def _create_level(store: Any, layout: LevelLayout, image: WriteInput, opts: ZarrWriteOptions) -> None:
-    """Create the (empty) array of one pyramid level in ``store`` (a path or a zarr store)."""
+def _create_level(
+    store: Any, layout: LevelLayout, image: WriteInput, opts: ZarrWriteOptions, *, overwrite: bool = False
+) -> None:
+    """Create the (empty) array of one pyramid level in ``store`` (a path or a zarr store).
+
+    ``overwrite``: replace what is at the level's path (zarr deletes every object below it first).
+    """
     import zarr
 
     v3 = opts.version == "0.5"
@@ -770,16 +779,47 @@ def _create_level(store: Any, layout: LevelLayout, image: WriteInput, opts: Zarr
         fill_value=0,
         zarr_format=3 if v3 else 2,
         config={"write_empty_chunks": True},
+        overwrite=overwrite,
         **extra,
     )
 
 
+def _level_document(layout: LevelLayout, image: WriteInput, opts: ZarrWriteOptions) -> dict[str, Any]:
+    """The array metadata document (``zarr.json`` / ``.zarray``) this job writes for ``layout``, attributes left out."""
+    from zarr.storage import MemoryStore
+
+    documents: dict[str, Any] = {}
+    _create_level(MemoryStore(store_dict=documents), layout, image, opts)
+    name = "zarr.json" if opts.version == "0.5" else ".zarray"
+    document = json.loads(documents[f"{layout.path}/{name}"].to_bytes())
+    document.pop("attributes", None)
+    return document
+
+
+def _same_level(raw: bytes, expected: dict[str, Any]) -> bool:
+    """True when the stored metadata document ``raw`` describes the array ``expected`` (attributes aside)."""
+    try:
+        found = json.loads(raw.decode("utf-8"))
+    except ValueError:
+        return False
+    if not isinstance(found, dict):
+        return False
+    found.pop("attributes", None)
+    return found == expected
+
+
 def _create_remote(remote: RemoteOutput, image: WriteInput, layouts: list[LevelLayout], job: dict[str, Any]) -> None:
-    """Create what is missing of a remote output: the group (status in progress), then every level array.
+    """Create what is missing or not this job's of a remote output: the group (status in progress), every level.
 
     The job record exists already (written first, by :meth:`RemoteOutput.clear` or the
     killed run). Each metadata document is one PUT; after a kill while creating, a resume
-    creates the rest (the fingerprint covers every parameter, so they are the same).
+    creates the rest. What a resume keeps must be this job's own: a group whose status
+    names another fingerprint gets this job's status (its old attributes go), and a level
+    whose metadata document differs from the one this job writes (shape, dtype, chunks,
+    shards, format, codecs: what a killed overwrite of another image left) is created
+    again, its objects and this job's markers of it deleted (a level not created yet
+    costs one LIST of its empty prefix). The new image is never written through another
+    array's metadata.
     """
     import zarr
 
@@ -791,15 +831,28 @@ def _create_remote(remote: RemoteOutput, image: WriteInput, layouts: list[LevelL
         group = zarr.open_group(store, mode="r", zarr_format=fmt)
     except (FileNotFoundError, zarr.errors.GroupNotFoundError):
         group = None
-    if group is None:
-        zarr.create_group(store, zarr_format=fmt, attributes={STATUS_KEY: status})
-    elif not isinstance(dict(group.attrs).get(STATUS_KEY), dict):  # v2 killed between .zgroup and .zattrs
-        zarr.open_group(store, mode="r+", zarr_format=fmt).attrs.put({STATUS_KEY: status})
+    recorded = None if group is None else dict(group.attrs).get(STATUS_KEY)
+    if group is None or not isinstance(recorded, dict) or recorded.get("fingerprint") != job["fingerprint"]:
+        if isinstance(recorded, dict):
+            logger.warning("%s: replacing the group metadata another conversion left", remote.url)
+        other = (".zgroup", ".zattrs", ".zarray") if fmt == 3 else ("zarr.json", ".zarray")
+        remote.loc.delete_many(list(other))  # another format's root documents: not this job's
+        if group is None:
+            zarr.create_group(store, zarr_format=fmt, attributes={STATUS_KEY: status})
+        else:  # v2 killed between .zgroup and .zattrs, or another job's group: this job's status only
+            zarr.open_group(store, mode="r+", zarr_format=fmt).attrs.put({STATUS_KEY: status})
+    name = "zarr.json" if fmt == 3 else ".zarray"
     for layout in layouts:
-        try:
-            zarr.open_array(store, path=layout.path, mode="r", zarr_format=fmt)
-        except (FileNotFoundError, zarr.errors.ArrayNotFoundError, zarr.errors.NodeTypeValidationError):
-            _create_level(store, layout, image, opts)
+        expected = _level_document(layout, image, opts)
+        found = remote.read(f"{layout.path}/{name}")
+        if found is not None and _same_level(found, expected):
+            continue
+        # absent (not created yet, or a killed overwrite left only the old data or another format's
+        # documents) or another array's: whatever lies below the level's prefix is not this job's
+        _create_level(store, layout, image, opts, overwrite=True)
+        if found is not None:
+            logger.warning("%s: level %s held another array's metadata; created it again", remote.url, layout.path)
+            remote.units_prefix("done", job["fingerprint"]).join(layout.path).delete(prefix=True)
 
 
 _ZARR_PARTIAL = re.compile(r".+\.[0-9a-f]{32}\.partial")
@@ -1009,7 +1062,7 @@ def _pyramid_graph(image: WriteInput, out: str, layouts: list[LevelLayout], job:
         return None
     final = f"ome-arrow-zarr-write-{tokenize(fingerprint)}-total"
     layer[final] = (sum, unconsumed)  # only tasks returning 1: binned blocks are released by their consumer
-    graph = HighLevelGraph.from_collections(final, layer, dependencies=[blocks])
+    graph = HighLevelGraph.from_collections(final, layer, dependencies=[blocks])  # type: ignore[list-item]  # dask types Array.__dask_scheduler__ as a plain function, not the staticmethod its protocol names
     return Delayed(final, graph)
 
 
