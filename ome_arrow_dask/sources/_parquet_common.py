@@ -354,7 +354,7 @@ def decode_bytes(
     to more or fewer bytes raises :class:`CorruptInputError` naming ``where``.
     """
     expected = math.prod(int(s) for s in shape) * dtype.itemsize
-    view = np.frombuffer(raw, dtype=np.uint8)
+    view = np.frombuffer(raw, dtype=np.uint8)  # type: ignore[call-overload]  # any buffer
     if compression is None:
         if len(view) != expected:
             raise CorruptInputError(
@@ -368,7 +368,7 @@ def decode_bytes(
     decoder = imagecodecs.zstd_decode if compression == "zstd" else imagecodecs.lz4f_decode
     buffer = np.empty(expected + 1, dtype=np.uint8)
     try:
-        decoded = decoder(view, out=buffer)
+        decoded = decoder(view, out=buffer)  # type: ignore[arg-type]  # imagecodecs takes any writable buffer
     except Exception as exc:  # codec errors have no common base class
         raise CorruptInputError(f"{where}: cannot decompress the {compression} payload ({exc})") from exc
     if len(decoded) != expected:

@@ -9,6 +9,11 @@ group's ``chunk_id``, ``dtype`` and ``pixel_bytes`` columns, with page checksums
 verified. A chunk whose own ``dtype`` differs from the image's ``images.parquet`` dtype
 raises :class:`~ome_arrow_dask.errors.CorruptInputError` (both writers store them equal).
 
+Reopening a local dataset whose files are unchanged (same inode, mtime, size and ctime
+of the manifest, ``images.parquet``, ``index.parquet`` and every fragment; files changed
+within the last :data:`RACY_NS` are never trusted) reuses that open's tables from a small
+per-process cache (:data:`MAX_CACHED_OPENS_BYTES`); anything else is read afresh.
+
 Over a URL (a :class:`~ome_arrow_dask.storage.Location`) nothing is listed: the layout's
 file names are fixed, and ``index.parquet`` names any other fragments. Opening makes
 :data:`OPEN_REQUESTS`. A crop read in one call (:meth:`DatasetSource.read_chunk_box`)
@@ -23,7 +28,9 @@ from __future__ import annotations
 import json
 import os
 import posixpath
+import time
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +53,7 @@ from ..errors import CorruptInputError, IncompleteOutputError, OmeArrowDaskError
 from ..jobs.paths import progress_dir
 from ..limits import check_chunk_grid
 from ..lowering import ReadPlan
+from ..lru import LRUCache
 from ..meta import ImageMeta
 from ..sources.base import ChunkCoords, SourceBase, chunk_slices
 from ..storage import Location, RemoteURL
@@ -246,6 +254,45 @@ def _row_positions(footer: pq.FileMetaData) -> tuple[np.ndarray, np.ndarray]:
     return groups, np.arange(int(sizes.sum())) - starts
 
 
+MAX_CACHED_OPENS_BYTES = 64 * 2**20
+"""Bound on the opened local datasets kept per process (their chunk index arrays, 64 KiB at least each)."""
+
+RACY_NS = 2 * 10**9
+"""A file changed this recently (ns) is not trusted to be told apart by its timestamps: no cache entry."""
+
+FileState = tuple[int, int, int, int] | None
+"""``(inode, mtime_ns, size, ctime_ns)`` of a file, None when absent."""
+
+_OPENED: LRUCache[tuple[str, str, str | None], tuple[dict[str, FileState], dict[str, Any]]] = LRUCache(
+    MAX_CACHED_OPENS_BYTES,
+    cost=lambda entry: max(2**16, sum(v.nbytes for v in entry[1].values() if isinstance(v, np.ndarray))),
+)
+
+
+def _file_states(root: str, names: Iterable[str]) -> dict[str, FileState]:
+    """The :data:`FileState` of each file ``names`` of the dataset folder ``root``."""
+    out: dict[str, FileState] = {}
+    for name in names:
+        try:
+            st = os.stat(os.path.join(root, name))
+        except OSError:
+            out[name] = None
+        else:
+            out[name] = (st.st_ino, st.st_mtime_ns, st.st_size, st.st_ctime_ns)
+    return out
+
+
+def _settled(states: Iterable[FileState]) -> bool:
+    """Whether every file was last changed over :data:`RACY_NS` ago, so that a rewrite gets another timestamp."""
+    now = time.time_ns()
+    return all(s is None or now - max(s[1], s[3]) > RACY_NS for s in states)
+
+
+def _copied(state: dict[str, Any]) -> dict[str, Any]:
+    """A source's attributes with their dicts copied (the arrays are shared: nothing writes to them)."""
+    return {k: dict(v) if isinstance(v, dict) else v for k, v in state.items()}
+
+
 class DatasetSource(SourceBase):
     """One image of an OME-Arrow typed chunk dataset directory.
 
@@ -259,6 +306,25 @@ class DatasetSource(SourceBase):
     """
 
     def __init__(self, path: str | Location, image_id: str | None = None) -> None:
+        if isinstance(path, Location):
+            self._open(path, image_id)
+            return
+        key = (os.path.abspath(path), os.fspath(path), image_id)
+        found = _OPENED.get(key)
+        if found is not None and found[0] == _file_states(key[0], found[0]):
+            self.__dict__.update(_copied(found[1]))  # no file changed since that open: reuse its tables
+            return
+        before = _file_states(key[0], (MANIFEST, "images.parquet", "index.parquet"))
+        self._open(path, image_id)
+        after = _file_states(key[0], [*before, *self._fragments])
+        unchanged = all(after[name] == state for name, state in before.items()) and all(
+            after[f] is not None and after[f][1:3] == self._fingerprints[f]  # type: ignore[index]
+            for f in self._fragments
+        )
+        if unchanged and _settled(after.values()):  # what was read is what the states describe
+            _OPENED.put(key, (after, _copied(self.__dict__)))
+
+    def _open(self, path: str | Location, image_id: str | None) -> None:
         root: Any
         self._urls: dict[str, RemoteURL] = {}  # remote: each fragment pinned to the version seen at open
         if isinstance(path, Location):
@@ -488,7 +554,12 @@ class DatasetSource(SourceBase):
             if len(wheres) > 1:
                 shown = ", ".join(str(g) for g in groups[:8]) + (", ..." if len(groups) > 8 else "")
                 where += f" and {len(wheres) - 1} more chunk(s) (row groups {shown})"
-            table, offsets = read_row_groups(path, self._fingerprints[fragment], groups, READ_COLUMNS, where)
+            try:
+                table, offsets = read_row_groups(path, self._fingerprints[fragment], groups, READ_COLUMNS, where)
+            except CorruptInputError:
+                if len(groups) > 1:  # name the damaged chunk, not the batch: reread group by group (error path only)
+                    self._raise_for_damaged_group(path, fragment, groups, wheres, entries[mine])
+                raise
             ends = [*offsets[1:].tolist(), table.num_rows]
             bounds = dict(zip(groups, zip(offsets.tolist(), ends, strict=True), strict=True))
             for (coords, where), entry in zip(wheres.items(), entries[mine], strict=True):
@@ -498,6 +569,16 @@ class DatasetSource(SourceBase):
                 row = int(self._row_in_group[entry])
                 self._decode_into(out[region], table, row, start, end, int(self._chunk_id[entry]), where)
         return out
+
+    def _raise_for_damaged_group(
+        self, path: Any, fragment: str, groups: list[int], wheres: dict[Any, str], entries: np.ndarray
+    ) -> None:
+        """Reread ``groups`` one at a time and let the first damaged one raise, naming its own chunk."""
+        first_where: dict[int, str] = {}
+        for where, entry in zip(wheres.values(), entries, strict=True):
+            first_where.setdefault(int(self._row_group[entry]), where)
+        for group in groups:
+            read_row_groups(path, self._fingerprints[fragment], [group], READ_COLUMNS, first_where[int(group)])
 
     def _decode_into(
         self, target: np.ndarray, table: pa.Table, row: int, start: int, end: int, chunk_id: int, where: str

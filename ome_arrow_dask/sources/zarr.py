@@ -44,6 +44,7 @@ and blosc chunks are checked against their header as they arrive.
 from __future__ import annotations
 
 import builtins
+import hashlib
 import itertools
 import math
 import os
@@ -66,6 +67,7 @@ from ..errors import (
 )
 from ..jobs.status import STATUS_KEY
 from ..limits import check_chunk_grid
+from ..lru import LRUCache
 from ..meta import AXES, ChunkCoords, ImageMeta, PhysicalSize, check_dtype, regular_chunks, tczyx
 from ..storage import Location, is_remote, location
 from . import _ngff
@@ -168,7 +170,60 @@ def _unchecked_shard_index(array: Any) -> tuple[int, bool, str] | None:
     return n_inner, str(getattr(codec.index_location, "value", codec.index_location)) == "start", order
 
 
+MAX_CACHED_NODES = 64
+"""Opened local zarr groups and arrays kept per process, keyed by their metadata files' bytes."""
+
+_NODE_FILES = ("zarr.json", ".zarray", ".zgroup", ".zattrs", ".zmetadata")
+_NODES: LRUCache[tuple[str, str, int | None, bytes], Any] = LRUCache(MAX_CACHED_NODES)
+
+
+def _metadata_digest(folder: str) -> bytes | None:
+    """A digest of the zarr metadata files in ``folder`` (absent ones included), or None when unreadable.
+
+    Everything zarr reads to open the node lives in these files, so an equal digest means
+    an equal node; the bytes are compared, never timestamps (a rewrite within one clock
+    tick is still seen).
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    for name in _NODE_FILES:
+        try:
+            with builtins.open(os.path.join(folder, name), "rb") as fh:
+                data = fh.read(_ngff.MAX_METADATA_BYTES + 1)
+        except FileNotFoundError:
+            digest.update(b"\0absent:" + name.encode())
+            continue
+        except OSError:
+            return None  # a directory, a permission error...: zarr reports it by name
+        digest.update(b"\0%d:%s:" % (len(data), name.encode()))
+        digest.update(data)
+    return digest.digest()
+
+
 def _open_node(root: str, key: str = "", store: Any = None, zarr_format: Literal[2, 3] | None = None) -> Any:
+    """Open the group or array ``key`` of the store ``root`` (zarr v2 or v3), read-only.
+
+    A local node is kept in a small per-process cache keyed by the bytes of its metadata
+    files, so reopening an unchanged store (a notebook reading one crop per call) skips
+    zarr's parse; any change to those files opens it afresh. Remote nodes are not cached.
+    """
+    if store is not None or is_remote(root):
+        return _open_node_uncached(root, key, store, zarr_format)
+    folder = os.path.join(root, *key.split("/")) if key else root
+    before = _metadata_digest(folder)
+    if before is None:
+        return _open_node_uncached(root, key, store, zarr_format)
+    cache_key = (root, key, zarr_format, before)
+    node = _NODES.get(cache_key)
+    if node is None:
+        node = _open_node_uncached(root, key, store, zarr_format)
+        if _metadata_digest(folder) == before:  # unchanged while zarr read it: what it parsed matches the key
+            _NODES.put(cache_key, node)
+    return node
+
+
+def _open_node_uncached(
+    root: str, key: str = "", store: Any = None, zarr_format: Literal[2, 3] | None = None
+) -> Any:
     import zarr
 
     try:
