@@ -311,11 +311,12 @@ def _physical(meta: Any) -> str:
 
 def cmd_info(args: argparse.Namespace) -> int:
     """Print a summary of one image (or of an NGFF plate: rows, columns, wells, fields, image shape)."""
-    from .plate import is_plate, open_plate
+    if os.path.isdir(args.path):  # a plate is a zarr folder: files never pay for the plate modules
+        from .plate import is_plate, open_plate
 
-    if is_plate(args.path):
-        print(open_plate(args.path).summary())
-        return 0
+        if is_plate(args.path):
+            print(open_plate(args.path).summary())
+            return 0
     image = _open(args.path, args)
     meta = image.meta
     chunk_shape = tuple(max(c) if c else 0 for c in meta.chunks)
