@@ -163,10 +163,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         # headers and body in one write: two small writes meet the client's delayed ACK (40 ms stalls)
         self._headers_buffer.append(b"\r\n")
         head, self._headers_buffer = b"".join(self._headers_buffer), []
-        self.wfile.write(head if self.command == "HEAD" else head + data)
-        if self.command != "HEAD":
+        if self.command != "HEAD":  # counted before the client can see the answer (and read the counter)
             with srv.log.lock:
                 srv.bytes_out += len(data)
+        self.wfile.write(head if self.command == "HEAD" else head + data)
 
     def finish(self) -> None:
         super().finish()
