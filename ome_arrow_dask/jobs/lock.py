@@ -99,6 +99,22 @@ def _describe_owner(owner: dict[str, Any] | None) -> str:
     return text + ")"
 
 
+def owner_record(job_id: str, output: str) -> dict[str, Any]:
+    """Who holds a lock: this process (pid, host, boot, PID namespace, start), the job and its redacted command."""
+    pid = os.getpid()
+    return {
+        "pid": pid,
+        "host": socket.gethostname(),
+        "boot_id": _boot_id(),
+        "pid_ns": _pid_namespace(),
+        "process_start": _process_start(pid),
+        "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "job_id": job_id,
+        "command": redacted_command(),
+        "output": output,
+    }
+
+
 class JobLock:
     """Exclusive ownership of an output for one conversion, safe against crashes.
 
@@ -130,19 +146,7 @@ class JobLock:
         self._fd: int | None = None
 
     def _details(self) -> bytes:
-        pid = os.getpid()
-        owner = {
-            "pid": pid,
-            "host": socket.gethostname(),
-            "boot_id": _boot_id(),
-            "pid_ns": _pid_namespace(),
-            "process_start": _process_start(pid),
-            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "job_id": self.job_id,
-            "command": redacted_command(),
-            "output": os.path.abspath(self.out),
-        }
-        return json.dumps(owner, indent=1).encode()
+        return json.dumps(owner_record(self.job_id, os.path.abspath(self.out)), indent=1).encode()
 
     @staticmethod
     def _read(fd: int) -> dict[str, Any] | None:

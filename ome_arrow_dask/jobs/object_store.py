@@ -47,11 +47,9 @@ protocol with PUTs.
 from __future__ import annotations
 
 import contextlib
-import datetime
 import json
 import logging
 import os
-import socket
 import threading
 import time
 import uuid
@@ -60,7 +58,6 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import IncompleteOutputError, OmeArrowDaskError, OutputInUseError, OutputIsInputError
 from .decision import Existing
-from .redact import redacted_command
 from .status import COMPLETE, IN_PROGRESS, STATUS_KEY
 
 if TYPE_CHECKING:
@@ -366,19 +363,10 @@ class ObjectStoreLock:
         return bucket, key
 
     def _body(self) -> bytes:
-        from .lock import _boot_id, _pid_namespace, _process_start
+        from .lock import owner_record
 
-        pid = os.getpid()
         owner = {
-            "pid": pid,
-            "host": socket.gethostname(),
-            "boot_id": _boot_id(),
-            "pid_ns": _pid_namespace(),
-            "process_start": _process_start(pid),
-            "started": datetime.datetime.now().astimezone().isoformat(timespec="seconds"),
-            "job_id": self.job_id,
-            "command": redacted_command(),
-            "output": self.remote.url,
+            **owner_record(self.job_id, self.remote.url),
             "heartbeat_s": self.heartbeat,
             "stale_after_s": self.stale_after,
             "beat": self._beats,

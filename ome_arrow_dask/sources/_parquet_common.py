@@ -16,7 +16,8 @@ import math
 import os
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -164,21 +165,33 @@ def parquet_file(path: str, expected: Fingerprint | None = None) -> pq.ParquetFi
         raise _failed(path, exc) from exc
 
 
-def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: list[str], where: str) -> pa.Table:
-    """Read ``columns`` of one row group, verifying page checksums; errors name ``where``."""
+@contextmanager
+def _reading(path: str, expected: Fingerprint, where: str) -> Iterator[pq.ParquetFile]:
+    """The opened file; a pyarrow failure while reading it becomes an error naming ``where`` (or the URL)."""
     pf = parquet_file(path, expected)
     try:
-        table = pf.read_row_group(row_group, columns=columns)
-        missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
+        yield pf
     except (OSError, pa.ArrowException, ValueError, IndexError, KeyError) as exc:
         if getattr(path, "loc", None) is not None and is_network_error(exc):
             raise remote_error(str(path), exc) from exc
         raise corrupt(where, exc) from exc
     finally:
         pf.close()
-    if missing:  # pyarrow skips requested columns the file does not have
+
+
+def _check_columns(table: pa.Table, columns: list[str], where: str) -> pa.Table:
+    """``table``, refused when pyarrow skipped requested columns the file does not have."""
+    missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
+    if missing:
         raise CorruptInputError(f"{where}: the file has no column(s) {missing}; it is damaged or not of this layout")
     return table
+
+
+def read_row_group(path: str, expected: Fingerprint, row_group: int, columns: list[str], where: str) -> pa.Table:
+    """Read ``columns`` of one row group, verifying page checksums; errors name ``where``."""
+    with _reading(path, expected, where) as pf:
+        table = pf.read_row_group(row_group, columns=columns)
+    return _check_columns(table, columns, where)
 
 
 def read_row_groups(
@@ -189,20 +202,10 @@ def read_row_groups(
     Returns the table (the row groups' rows in the order given) and the offset of each
     row group's first row in it. Page checksums are verified; errors name ``where``.
     """
-    pf = parquet_file(path, expected)
-    try:
+    with _reading(path, expected, where) as pf:
         sizes = [pf.metadata.row_group(int(rg)).num_rows for rg in row_groups]
         table = pf.read_row_groups([int(rg) for rg in row_groups], columns=columns, use_threads=False)
-        missing = sorted({c.split(".")[0] for c in columns} - set(table.column_names))
-    except (OSError, pa.ArrowException, ValueError, IndexError, KeyError) as exc:
-        if getattr(path, "loc", None) is not None and is_network_error(exc):
-            raise remote_error(str(path), exc) from exc
-        raise corrupt(where, exc) from exc
-    finally:
-        pf.close()
-    if missing:  # pyarrow skips requested columns the file does not have
-        raise CorruptInputError(f"{where}: the file has no column(s) {missing}; it is damaged or not of this layout")
-    return table, np.cumsum([0, *sizes[:-1]], dtype=np.int64)
+    return _check_columns(table, columns, where), np.cumsum([0, *sizes[:-1]], dtype=np.int64)
 
 
 PRE_BUFFER_HOLE_BYTES = 8192
